@@ -1,0 +1,69 @@
+"""The estimator contract every appeal classifier follows.
+
+Inputs are a :class:`pandas.DataFrame` with a ``text`` column and, optionally, categorical columns
+known at filing time (``district``, ``channel``...), or a plain sequence of texts. Outputs follow
+scikit-learn: ``predict_proba`` columns are in the order of ``classes_``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol, Self, runtime_checkable
+
+import numpy as np
+import pandas as pd
+
+TEXT_COLUMN = "text"
+
+
+@runtime_checkable
+class AppealClassifier(Protocol):
+    """What the API, jobs and notebooks need from a classifier."""
+
+    classes_: np.ndarray
+
+    def fit(self, X: Any, y: Sequence[Any]) -> Self:
+        """Learn from appeals ``X`` and their labels ``y``."""
+        ...
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Calibrated class probabilities, one row per appeal, columns as ``classes_``."""
+        ...
+
+    def save(self, path: str | Path) -> Path:
+        """Write the fitted model as a model directory."""
+        ...
+
+
+def as_frame(X: Any, extra_columns: Sequence[str] = ()) -> pd.DataFrame:
+    """Turn a DataFrame, a sequence of texts or a 2-D array into a frame with a ``text`` column.
+
+    A plain sequence or a one-column array is taken as texts. Missing optional columns are added
+    as empty, so a model trained with ``district`` still answers when it is not given.
+    """
+    if isinstance(X, pd.DataFrame):
+        frame = X
+        if TEXT_COLUMN not in frame.columns:
+            raise ValueError(f"input frame needs a {TEXT_COLUMN!r} column; got {list(frame.columns)}")
+    elif isinstance(X, pd.Series):
+        frame = pd.DataFrame({TEXT_COLUMN: X.to_numpy()})
+    elif isinstance(X, str):
+        raise TypeError("expected a sequence of texts or a DataFrame, got a single string")
+    else:
+        array = np.asarray(X, dtype=object)
+        if array.ndim == 2 and array.shape[1] == 1:
+            array = array[:, 0]
+        if array.ndim != 1:
+            raise ValueError(f"expected a sequence of texts, got an array of shape {array.shape}")
+        frame = pd.DataFrame({TEXT_COLUMN: array})
+    missing = [column for column in extra_columns if column not in frame.columns]
+    if missing:
+        frame = frame.assign(**{column: None for column in missing})
+    return frame
+
+
+def texts_of(frame: pd.DataFrame) -> list[str]:
+    """The texts of a frame as ``str`` (missing values become empty strings)."""
+    return ["" if value is None or (isinstance(value, float) and np.isnan(value)) else str(value)
+            for value in frame[TEXT_COLUMN].tolist()]
