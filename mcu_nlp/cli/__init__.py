@@ -20,7 +20,12 @@ app = typer.Typer(
 
 # Modules that add commands to ``app`` (each defines ``register(app)``).
 _COMMAND_MODULES = (
+    "mcu_nlp.cli.alerts",
     "mcu_nlp.cli.evaluate",
+    "mcu_nlp.cli.report",
+    "mcu_nlp.cli.root_causes",
+    "mcu_nlp.cli.serve",
+    "mcu_nlp.cli.store",
 )
 
 

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# System packages the project needs beyond Python (Debian/Ubuntu; run as root or with sudo):
+#   libreoffice-writer-nogui  DOCX -> PDF for `mcu-nlp report --format pdf` (soffice --headless)
+#   poppler-utils             pdftoppm/pdftotext/pdfimages, used by tests and bench/render_report.py
+#   fonts-dejavu-core         Cyrillic fonts for LibreOffice and matplotlib
+# Idempotent: does nothing when the tools are already there.
+set -euo pipefail
+
+if command -v soffice >/dev/null && command -v pdftoppm >/dev/null; then
+  exit 0
+fi
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q
+$SUDO apt-get install -y -q --no-install-recommends \
+  libreoffice-writer-nogui poppler-utils fonts-dejavu-core

@@ -1,0 +1,104 @@
+"""``mcu-nlp alerts``: rises in message counts as of a day, with what drives them."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+__all__ = ["register"]
+
+
+def _day(value: str) -> date:
+    try:
+        return datetime.strptime(value, "%Y-%m-%d").date()
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not YYYY-MM-DD", param_hint="--date") from None
+
+
+def load_frame(data: Path | None):  # noqa: ANN201 - pandas.DataFrame, imported lazily
+    """Read an export (default: the reference SPb file) into an appeals frame."""
+    from mcu_nlp import ingest
+
+    result = ingest.read_spb_portal(data) if data is None else ingest.read_appeals(data)
+    if result.errors:
+        typer.echo(f"{len(result.errors)} rows could not be read (first: "
+                   f"line {result.errors[0].line}: {result.errors[0].reason})", err=True)
+    if not result.appeals:
+        raise ValueError(f"no appeals could be read from {data or 'the SPb file'}")
+    return ingest.appeals_to_frame(result.appeals)
+
+
+def alerts(
+    day: Annotated[str, typer.Option("--date", help="Day to assess, YYYY-MM-DD.")],
+    data: Annotated[Path | None, typer.Option(
+        "--data", help="Export file to read; default: the reference SPb file.")] = None,
+    lookback: Annotated[int, typer.Option(
+        "--lookback", min=1, max=60, help="Days up to --date whose alarms make alerts.")] = 7,
+    cut: Annotated[list[str] | None, typer.Option(
+        "--cut", help="Only these cuts (topic_group, topic, department, territory, channel, "
+                      "total); repeatable.")] = None,
+    show_resolved: Annotated[bool, typer.Option(
+        "--resolved/--open-only", help="Also list rises that ended before --date.")] = False,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="Alerts to print.")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+) -> None:
+    """List the rises in message counts on --date, with expected vs observed and their causes."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from mcu_nlp.trends.scan import scan_alerts
+
+    as_of = _day(day)
+    try:
+        frame = load_frame(data)
+        found = scan_alerts(frame, as_of=as_of, lookback_days=lookback)
+    except (FileNotFoundError, ValueError, KeyError) as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+    if cut:
+        found = [a for a in found if a.dimension in set(cut)]
+    if not show_resolved:
+        found = [a for a in found if a.status != "resolved"]
+    found = found[:limit]
+    if as_json:
+        rows = []
+        for alert in found:
+            row = alert.as_dict()
+            if alert.explanation is not None:
+                row["explanation"] = alert.explanation.summary()
+                row["examples"] = list(alert.explanation.examples)
+            rows.append(row)
+        typer.echo(json.dumps(rows, ensure_ascii=False, indent=1))
+        return
+    console = Console()
+    if not found:
+        console.print(f"No rises in message counts on {as_of:%Y-%m-%d}.")
+        return
+    table = Table(title=f"Rises in message counts as of {as_of:%d.%m.%Y}", show_lines=True)
+    for column in ("status", "series", "days", "observed / expected", "rule", "explanation"):
+        table.add_column(column, overflow="fold")
+    for alert in found:
+        explanation = alert.explanation.summary() if alert.explanation is not None else ""
+        span = (f"{alert.first_day:%d.%m}" if alert.first_day == alert.last_day
+                else f"{alert.first_day:%d.%m}–{alert.last_day:%d.%m}")
+        table.add_row(str(alert.status), f"{alert.dimension}: {alert.value}",
+                      f"{span} ({len(alert.days)})",
+                      f"{alert.observed} / {alert.expected:.0f}", ", ".join(alert.rules),
+                      explanation)
+    console.print(table)
+    for alert in found:
+        if alert.explanation is None:
+            continue
+        if alert.explanation.examples_withheld:
+            console.print(f"[dim]{alert.value}: examples withheld (no personal-data masker)[/]")
+        for text in alert.explanation.examples:
+            console.print(f"  [bold]{alert.value[:40]}[/]: «{text}»")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``alerts`` to the ``mcu-nlp`` command."""
+    app.command("alerts")(alerts)

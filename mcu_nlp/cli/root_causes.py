@@ -1,0 +1,58 @@
+"""``mcu-nlp root-causes``: cluster a period's appeals into root causes and write roadmaps."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+__all__ = ["register"]
+
+
+def _day(value: str | None, option: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        return datetime.strptime(value, "%Y-%m-%d").date()
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not YYYY-MM-DD", param_hint=option) from None
+
+
+def root_causes(
+    out: Annotated[Path, typer.Option("--out", help="Folder for root_causes.json, "
+                                      "roadmap.docx and roadmap.html.")],
+    since: Annotated[str | None, typer.Option("--since", help="First day, YYYY-MM-DD.")] = None,
+    until: Annotated[str | None, typer.Option("--until", help="Last day, YYYY-MM-DD.")] = None,
+    territory: Annotated[str | None, typer.Option(
+        "--territory", help="Only this territory (district or municipality).")] = None,
+    data: Annotated[Path | None, typer.Option(
+        "--data", help="Export file to read; default: the reference SPb file.")] = None,
+    top: Annotated[int, typer.Option("--top", help="Root causes in the roadmap.")] = 10,
+) -> None:
+    """Find the root causes of recurring problems and write their cards and roadmap."""
+    from mcu_nlp.services.root_causes import list_root_causes, write_root_cause_report
+
+    first, last = _day(since, "--since"), _day(until, "--until")
+    if first and last and first > last:
+        raise typer.BadParameter("--since is after --until", param_hint="--since")
+    try:
+        paths = write_root_cause_report(out, since=first, until=last, territory=territory,
+                                        data=data, top=top)
+    except (FileNotFoundError, ValueError) as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+    summary = list_root_causes(since=first, until=last, territory=territory, data=data, limit=top)
+    typer.echo(f"{summary['n_appeals']} appeals, {summary['n_root_causes']} root causes, "
+               f"{summary['outlier_share']:.1%} unassigned")
+    for card in summary["root_causes"]:
+        trend = card["trend"]
+        typer.echo(f"  #{card['id']:>3} {card['size']:>6}  {trend['label_ru']:<10} {card['title']}")
+    for kind, path in paths.items():
+        typer.echo(f"{kind}: {path}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``root-causes`` to the ``mcu-nlp`` command."""
+    app.command("root-causes")(root_causes)

