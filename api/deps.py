@@ -10,6 +10,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
+from api.batcher import MicroBatcher
 from api.metrics import Metrics
 from mcu_nlp.routing.urgency import UrgencyLexicon
 from mcu_nlp.services.classify import ClassifyService, RulesHolder
@@ -63,6 +64,7 @@ class AppServices:
     lexicon: UrgencyLexicon
     keys: KeyCache
     metrics: Metrics
+    batcher: MicroBatcher
     rules_path: str | None = None
     department_label: str = "department"
     started_at: float = field(default_factory=time.time)

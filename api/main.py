@@ -18,6 +18,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from sqlalchemy.exc import OperationalError
 from starlette.concurrency import run_in_threadpool
 
+from api.batcher import MicroBatcher
 from api.deps import AnyCaller, AppServices, KeyCache
 from api.metrics import Metrics
 from api.middleware import LimitsAndMetrics
@@ -66,6 +67,7 @@ def build_services(settings: Settings, *, store: Store | None = None,
     metrics.gauges["mcu_model_loaded"] = lambda: float(registry.holder.current is not None)
     return AppServices(settings=settings, store=store, registry=registry, classifier=classifier,
                        rules=rules, lexicon=lexicon, keys=KeyCache(store), metrics=metrics,
+                       batcher=MicroBatcher(classifier),
                        rules_path=None if rules_file is None else str(rules_file),
                        department_label=department_label)
 
@@ -87,7 +89,8 @@ def create_app(settings: Settings | None = None, *, services: AppServices | None
             ``<data_dir>/urgency_lexicon.yaml``, then the packaged lexicon).
         max_body_bytes: Limit for JSON request bodies (413 above it).
         max_upload_bytes: Limit for uploaded export files.
-        model_sync_seconds: How often to pick up a model another replica activated (``None``: never).
+        model_sync_seconds: How often to pick up a model another replica activated
+            (``None``: never).
     """
     settings = settings or get_settings()
     services = services or build_services(settings, loader=loader, rules_path=rules_path,

@@ -55,7 +55,8 @@ class Metrics:
             for (method, route), buckets in sorted(self.latency.items()):
                 labels = f'method="{method}",route="{route}"'
                 for bound, value in zip(BUCKETS, buckets, strict=False):
-                    lines.append(f'mcu_http_request_seconds_bucket{{{labels},le="{bound}"}} {value}')
+                    lines.append(
+                        f'mcu_http_request_seconds_bucket{{{labels},le="{bound}"}} {value}')
                 lines.append(f'mcu_http_request_seconds_bucket{{{labels},le="+Inf"}} {buckets[-1]}')
                 lines.append(f"mcu_http_request_seconds_sum{{{labels}}} "
                              f"{self.latency_sum[(method, route)]:.6f}")

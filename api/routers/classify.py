@@ -25,10 +25,9 @@ def _require_model(services: Services) -> None:
 async def classify(body: schemas.ClassifyRequest, services: Services,
              _: Operator) -> schemas.ClassificationOut:
     """Top-k topics, department, confidence, urgency and the routing decision for one text."""
-    # Runs on the event loop: one short CPU-bound call is cheaper than a thread hop under the GIL.
     _require_model(services)
     appeal = AppealInput(body.text, body.channel, body.territory, body.address, body.created_at)
-    (result,) = services.classifier.classify([appeal], top_k=body.top_k)
+    result = await services.batcher.classify(appeal, top_k=body.top_k)
     if isinstance(result, ClassificationFailure):
         raise HTTPException(422, result.error)
     services.metrics.count(f"classify.{result.decision.decision}")

@@ -81,6 +81,16 @@ def _counts(batch: NgramBatch, vocabulary: _Vocabulary, n_docs: int) -> sp.csr_m
     return matrix
 
 
+def _document_frequencies(batch: NgramBatch, n_docs: int) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct keys and the number of documents holding each."""
+    inside = batch.doc >= 0
+    keys, column = np.unique(batch.key[inside], return_inverse=True)
+    presence = sp.csr_matrix((np.ones(len(column), dtype=np.float32), (batch.doc[inside], column)),
+                             shape=(n_docs, len(keys)))
+    presence.sum_duplicates()
+    return keys, np.bincount(presence.indices, minlength=len(keys))
+
+
 def _tfidf(counts: sp.csr_matrix, idf: np.ndarray) -> sp.csr_matrix:
     counts.data = (1.0 + np.log(counts.data)) * idf[counts.indices]
     norms = np.sqrt(np.asarray(counts.multiply(counts).sum(axis=1)).ravel())
@@ -104,8 +114,7 @@ class TextFeaturizer:
         self.vocabularies_ = []
         for block in self.blocks:
             batch = block.extract(prepared)
-            pairs = np.unique(np.stack([batch.doc.astype(np.uint64), batch.key]), axis=1)
-            keys, df = np.unique(pairs[1], return_counts=True)
+            keys, df = _document_frequencies(batch, n_docs)
             keep = df >= block.min_df
             keys, df = keys[keep], df[keep]
             if block.max_features is not None and len(keys) > block.max_features:

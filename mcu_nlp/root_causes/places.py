@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 _SETTLEMENT_PREFIX = re.compile(
-    r"^(?:г\.?|город|пос\.?|посёлок|поселок|п\.|с\.|село|д\.|деревня)\s*", re.IGNORECASE)
+    r"^(?:город|посёлок|поселок|деревня|село|г\.|пос\.|п\.|с\.|д\.)\s*", re.IGNORECASE)
 _HOUSE = re.compile(r"^(?:дом|д\.|корпус|корп\.|литера|лит\.|строение|стр\.|кв\.?|квартира)\b",
                     re.IGNORECASE)
 

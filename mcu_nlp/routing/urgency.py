@@ -85,7 +85,8 @@ class UrgencyLexicon:
     def __init__(self, lexicon: UrgencyLexiconFile) -> None:
         self.lexicon = lexicon
         self._phrases = [
-            [(phrase, phrase_lemmas(phrase)) for phrase in entry.phrases] for entry in lexicon.entries
+            [(phrase, phrase_lemmas(phrase)) for phrase in entry.phrases]
+            for entry in lexicon.entries
         ]
 
     @property

@@ -44,7 +44,8 @@ def check_text(text: Any) -> str:
     if not stripped:
         raise InvalidAppealText("text is empty")
     if len(stripped) > MAX_TEXT_CHARS:
-        raise InvalidAppealText(f"text is {len(stripped)} characters; the limit is {MAX_TEXT_CHARS}")
+        raise InvalidAppealText(
+            f"text is {len(stripped)} characters; the limit is {MAX_TEXT_CHARS}")
     if "\ufffd" in stripped:
         raise InvalidAppealText("text holds U+FFFD replacement characters: it was decoded with the "
                                 "wrong encoding; send UTF-8")

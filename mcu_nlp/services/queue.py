@@ -44,7 +44,8 @@ def list_queue(store: Store, *, status: str | None = "open", department: str | N
 
     ``status`` is ``open``, ``resolved``, or ``all`` / ``None`` for both.
     """
-    query = repo.queue_query(status=None if status == "all" else status, department=department, territory=territory,
+    query = repo.queue_query(status=None if status == "all" else status,
+                             department=department, territory=territory,
                              channel=channel, priority=priority, min_urgency=min_urgency)
     with store.session() as session:
         total = repo.count(session, query)

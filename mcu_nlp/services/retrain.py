@@ -51,38 +51,45 @@ class RetrainReport:
 
 
 def labelled_frame(store: Store, labels: Sequence[str]) -> pd.DataFrame:
-    """Appeals with a trusted value for every one of ``labels`` (see module doc), oldest first."""
-    frames = []
+    """Appeals with a trusted value for at least one of ``labels`` (missing ones are NaN).
+
+    Columns: ``appeal_id``, ``text``, ``created_at``, ``district``, ``channel`` and one column per
+    label; oldest first. See the module doc for which labels are trusted.
+    """
+    appeals: dict[int, tuple[Any, ...]] = {}
+    values: dict[str, dict[int, str]] = {}
     with store.session() as session:
         for label in labels:
             rows = repo.training_labels(session, label=label)
-            frames.append(pd.DataFrame(rows, columns=["appeal_id", "text", "created_at",
-                                                      "district", "channel", label])
-                          .set_index("appeal_id"))
-    if not frames:
-        raise RetrainError("no labels to train")
-    frame = frames[0]
-    for other, label in zip(frames[1:], labels[1:], strict=True):
-        frame = frame.join(other[[label]], how="inner")
-    return frame.sort_values(["created_at"]).reset_index()
+            values[label] = {row[0]: row[5] for row in rows}
+            appeals.update({row[0]: row[:5] for row in rows})
+    frame = pd.DataFrame(list(appeals.values()),
+                         columns=["appeal_id", "text", "created_at", "district", "channel"])
+    for label in labels:
+        frame[label] = frame["appeal_id"].map(values[label])
+    return frame.sort_values(["created_at", "appeal_id"]).reset_index(drop=True)
 
 
 def score_bundle(bundle: ModelBundleLike, frame: pd.DataFrame, labels: Sequence[str]
                  ) -> dict[str, Any]:
     """Accuracy, and auto-route coverage and precision at the bundle's thresholds, per label."""
-    predictions = bundle.predict(frame[["text", "district", "channel", "created_at"]], top_k=1)
+    predictions = bundle.predict(frame[["text", "district", "channel", "created_at"]].reset_index(
+        drop=True), top_k=1)
     metrics: dict[str, Any] = {"rows": len(frame)}
     for label in labels:
-        if label not in bundle.labels:
+        known = frame[label].notna().to_numpy()
+        if label not in bundle.labels or not known.any():
             continue
-        truth = frame[label].astype(str).to_numpy()
-        top = np.array([str(p[label].top[0][0]) for p in predictions])
-        confidence = np.array([float(p[label].confidence) for p in predictions])
+        truth = frame[label].astype(str).to_numpy()[known]
+        top = np.array([str(p[label].top[0][0]) for p in predictions])[known]
+        confidence = np.array([float(p[label].confidence) for p in predictions])[known]
         threshold = bundle.thresholds.get(label)
-        auto = confidence >= threshold if threshold is not None else np.zeros(len(frame), bool)
+        auto = (confidence >= threshold if threshold is not None and np.isfinite(threshold)
+                else np.zeros(len(truth), bool))
         correct = top == truth
         metrics[label] = {
-            "accuracy": round(float(correct.mean()), 4) if len(frame) else 0.0,
+            "rows": int(known.sum()),
+            "accuracy": round(float(correct.mean()), 4),
             "auto_coverage": round(float(auto.mean()), 4) if len(frame) else 0.0,
             "auto_precision": round(float(correct[auto].mean()), 4) if auto.any() else None,
         }

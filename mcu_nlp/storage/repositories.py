@@ -37,7 +37,8 @@ def existing_source_ids(session: Session, source: str, source_ids: Iterable[str]
     return found
 
 
-def find_by_source(session: Session, pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], int]:
+def find_by_source(session: Session,
+                   pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], int]:
     """Map ``(source, source_id)`` pairs that are stored to their appeal ids."""
     found: dict[tuple[str, str], int] = {}
     for start in range(0, len(pairs), _ID_BATCH):
@@ -108,7 +109,8 @@ def queue_query(
     min_urgency: float | None = None,
 ) -> Select[Any]:
     """The review queue, most urgent first, then oldest first."""
-    query = select(ReviewItemRow, AppealRow).join(AppealRow, AppealRow.id == ReviewItemRow.appeal_id)
+    query = select(ReviewItemRow, AppealRow).join(AppealRow,
+                                                  AppealRow.id == ReviewItemRow.appeal_id)
     if status is not None:
         query = query.where(ReviewItemRow.status == status)
     if department is not None:

@@ -23,6 +23,7 @@ from mcu_nlp.text.lemmas import morph_analyzer
 from mcu_nlp.text.normalize import EMAIL_RE, PHONE_RE
 
 __all__ = [
+    "APARTMENT_MASK",
     "APARTMENT_RE",
     "ID_NUMBER_RE",
     "NAME_MASK",
@@ -46,7 +47,7 @@ VK_MENTION_RE = re.compile(r"\[id\d+\|[^\[\]|]*\]")
 """A VK mention of a person, ``[id432975601|Наталья Чемова]`` (``[club…|…]`` are communities)."""
 
 APARTMENT_RE = re.compile(
-    r"(?<![\w-])(?:кв\b\.?|квартир(?:а|ы|е|у|ой)\b)\s*(?:№|N|#)?\s*"
+    r"(?<![\w-])(?:кв(?:\b\.?|(?=\d))|квартир(?:а|ы|е|у|ой)\b)\s*(?:№|N|#)?\s*"
     r"\d+[а-яa-z]?(?:(?:\s*[,;-]\s*|\s+и\s+)\d+[а-яa-z]?)*(?![\w/])"
     # «квартиры 1 этажа» names a floor, not an apartment.
     r"(?!\s*-?\s*(?:го|й|м|ом)?\s*этаж)",

@@ -176,7 +176,7 @@ def acknowledge(alerts: Sequence[TrendAlert], alert_id: str) -> list[TrendAlert]
 
 def alerts_from_alarm_days(dimension: str, value: str, days: Iterable[AlarmDay], *,
                            gap_days: int = 2) -> list[TrendAlert]:
-    """Group one series' alarm days into alerts (runs split by more than ``gap_days`` quiet days)."""
+    """Group one series' alarm days into alerts, split by more than ``gap_days`` quiet days."""
     alerts: list[TrendAlert] = []
     for day in sorted(days, key=lambda d: d.day):
         single = TrendAlert(dimension=dimension, value=value, days=(day,))

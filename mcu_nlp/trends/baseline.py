@@ -1,6 +1,7 @@
-"""Expected count of one day from a baseline window: a negative-binomial GLM with day-type
-and trend terms, in the spirit of the Farrington-flexible method (Noufaily et al. 2013,
-``surveillance::farringtonFlexible`` by Höhle et al.):
+"""Expected count of one day from a baseline window.
+
+A negative-binomial GLM with day-type and trend terms, in the spirit of the Farrington-flexible
+method (Noufaily et al. 2013; ``surveillance::farringtonFlexible`` by Höhle et al.):
 
 * over-dispersion: the NB dispersion is estimated by moments from a Poisson fit (Cameron and
   Trivedi) and the NB GLM refitted with it; if the NB fit fails, a quasi-Poisson fit
@@ -109,7 +110,8 @@ def _fit(y: np.ndarray, X: np.ndarray, weights: np.ndarray):
             return poisson, 0.0, "poisson"
         try:
             family = sm.families.NegativeBinomial(alpha=dispersion)
-            result = sm.GLM(y, X, family=family, var_weights=weights).fit()
+            result = sm.GLM(y, X, family=family, var_weights=weights).fit(
+                start_params=poisson.params)
             if not np.all(np.isfinite(result.params)):
                 raise ValueError("non-finite NB coefficients")
             dispersion = _moment_dispersion(y, result.fittedvalues, weights)

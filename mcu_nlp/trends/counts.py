@@ -118,8 +118,10 @@ def complete_day_range(
     start_before: str = "03:00",
     end_after: str = "21:00",
 ) -> tuple[pd.Timestamp, pd.Timestamp]:
-    """First and last fully covered day: an edge day is partial when the data start late in it
-    (after ``start_before``) or stop early (before ``end_after``).
+    """First and last fully covered day of the data.
+
+    An edge day is partial when the data start late in it (after ``start_before``) or stop
+    early (before ``end_after``).
 
     A partial day looks like a collapse, and a day in progress like a drop, so the detector
     must not see them.

@@ -77,7 +77,8 @@ class NegativeBinomialDetector:
                  recent_days: int = 14, shift_z: float = 3.0, trend: bool = True,
                  cusum_k: float = 0.5, cusum_h: float = 5.0, cusum_cap: float = 3.0,
                  sparse_mean: float = 2.0, sparse_alpha: float = 0.001, min_count: int = 5,
-                 reweight_passes: int = 1, is_holiday: Callable[[date], bool] | None = None) -> None:
+                 reweight_passes: int = 1,
+                 is_holiday: Callable[[date], bool] | None = None) -> None:
         self.alpha = alpha
         self.max_window = max_window
         self.min_window = min_window

@@ -1,5 +1,7 @@
-"""Why a series rose: expected vs observed, the sub-series, places, channels and words that carry
-the excess, and example messages with personal data masked.
+"""Why a series rose.
+
+Expected vs observed, the sub-series, places, channels and words that carry the excess, and
+example messages with personal data masked.
 
 * **Drivers.** Within the alerting series, each value of another cut (fine topic, department,
   territory, channel) is expected to keep its baseline share of the expected count; its excess is

@@ -19,7 +19,7 @@ from mcu_nlp.trends.alerts import (
     merge_alerts,
     resolve_quiet,
 )
-from mcu_nlp.trends.counts import SeriesDimension, count_series, default_dimensions
+from mcu_nlp.trends.counts import TOTAL, SeriesDimension, count_series, default_dimensions
 from mcu_nlp.trends.detector import NegativeBinomialDetector, SeriesDetector
 from mcu_nlp.trends.explain import explain_alerts
 
@@ -88,9 +88,12 @@ def scan_alerts(
     start = first_alarm_day - timedelta(days=warmup_days)
     recent = counts.loc[counts.index >= start - timedelta(days=56)]
     fresh: list[TrendAlert] = []
+    total = counts[(TOTAL, TOTAL)] if (TOTAL, TOTAL) in counts.columns else None
     for (dimension, value), series in counts.items():
         if int(recent[(dimension, value)].sum()) < min_messages:
             continue
+        if dimension != TOTAL and total is not None and series.equals(total):
+            continue  # a cut with one value (one channel) repeats the total's alert
         assessment = engine.assess(series, start=start, end=pd.Timestamp(as_of))
         days = alarm_days_of(assessment.loc[assessment.index >= first_alarm_day])
         fresh.extend(alerts_from_alarm_days(str(dimension), str(value), days, gap_days=gap_days))

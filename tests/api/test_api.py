@@ -178,3 +178,26 @@ def test_admin_creates_keys(api):
     assert response.status_code == 201
     key = response.json()["key"]
     assert api.get("/v1/queue", headers={"X-API-Key": key}).status_code == 200
+
+
+@pytest.mark.parametrize("store", ["sqlite"], indirect=True)
+def test_retrain_with_the_real_bundle_then_serve_it(api, spb_slice, tmp_path):
+    """The lead's ModelBundle through the whole path: retrain from the store, activate, classify."""
+    from mcu_nlp.services.models import ModelRegistry, default_loader
+    from mcu_nlp.services.retrain import retrain
+
+    data = spb_slice.iloc[:500].to_csv(index=False).encode()
+    files = {"file": ("export.csv", io.BytesIO(data), "text/csv")}
+    assert api.post("/v1/appeals/import?kind=spb_portal", files=files,
+                    headers=auth(api)).json()["stored"] > 400
+    services = api.services
+    registry = ModelRegistry(services.store, services.registry.holder, loader=default_loader)
+    report = retrain(services.store, registry, out_root=tmp_path, version="real-r1",
+                     labels=["category", "department"], activate="always", min_rows=100)
+    assert report.activated and report.new_metrics["category"]["accuracy"] > 0.3
+    body = api.post("/v1/classify", headers=auth(api),
+                    json={"text": "Мусор во дворе не вывозят", "district": "Невский"}).json()
+    assert body["model_version"] == "real-r1"
+    assert body["predictions"]["category"]["top"][0]["value"] == "Благоустройство"
+    models = {m["version"]: m for m in api.get("/v1/models", headers=auth(api)).json()}
+    assert models["real-r1"]["active"] and models["real-r1"]["metrics"]["holdout"]

@@ -1,4 +1,4 @@
-"""initial schema
+"""Initial schema: appeals, labels, predictions, routing, queue, models, keys, audit, alerts.
 
 Revision ID: 0001
 Revises: (none)
@@ -18,7 +18,6 @@ depends_on = None
 
 def upgrade() -> None:
     """Apply the change."""
-
     op.create_table(
         "alerts",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -211,7 +210,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     """Revert the change."""
-
     with op.batch_alter_table("routing_decisions", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_routing_decisions_appeal_id"))
 

