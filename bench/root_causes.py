@@ -66,6 +66,8 @@ def run_one(pipeline: str, params: dict) -> dict:
                                                                  topics[clustered]), 4),
         "embed_s_cached": round(embed_s, 1), "cluster_s": round(fit_s, 1),
         "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
+        # CPU seconds of the whole process (robust to other jobs sharing the cores)
+        "cpu_s": round(sum(resource.getrusage(resource.RUSAGE_SELF)[:2]), 1),
         "topic_words_sample": sample_words,
     }
 
@@ -94,7 +96,7 @@ def main() -> None:
         rows.append(row)
         print(json.dumps(row, ensure_ascii=False), flush=True)
     header = ("pipeline", "n_clusters", "outlier_share", "nmi", "ari", "nmi_clustered_only",
-              "cluster_s", "process_s", "peak_rss_gb")
+              "cluster_s", "process_s", "cpu_s", "peak_rss_gb")
     print("\n| " + " | ".join(header) + " |\n|" + "---|" * len(header))
     for row in rows:
         print("| " + " | ".join(str(row[h]) for h in header) + " |")

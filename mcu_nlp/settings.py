@@ -1,4 +1,4 @@
-"""One typed settings object, read from the environment (prefix ``MCU_``) and validated at start-up."""
+"""One typed settings object, read from the environment (prefix ``MCU_``), validated at start."""
 
 from __future__ import annotations
 
@@ -20,7 +20,9 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="MCU_", env_file=".env", extra="ignore")
 
-    data_dir: Path = Field(default=_PROJECT_ROOT / "var", description="Working data: store, caches.")
+    data_dir: Path = Field(
+        default=_PROJECT_ROOT / "var", description="Working data: store, caches."
+    )
     shared_data_dir: Path = Field(
         default=_PROJECT_ROOT.parent / "shared" / "data",
         description="Folder holding the reference data sets (spb_our_city_appeals, ...).",

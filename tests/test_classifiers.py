@@ -1,4 +1,4 @@
-"""The estimator contract, calibration and artifacts of the appeal classifiers (small real slices)."""
+"""Estimator contract, calibration and artifacts of the appeal classifiers (small real slices)."""
 
 from __future__ import annotations
 
@@ -26,19 +26,30 @@ from mcu_nlp.classifiers.sparse import SparseTextClassifier
 def slice_parts(spb_slice: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Fit / calibration / test parts of the real slice, in time order."""
     n = len(spb_slice)
-    return (spb_slice.iloc[: int(n * 0.7)], spb_slice.iloc[int(n * 0.7): int(n * 0.85)],
-            spb_slice.iloc[int(n * 0.85):])
+    return (
+        spb_slice.iloc[: int(n * 0.7)],
+        spb_slice.iloc[int(n * 0.7) : int(n * 0.85)],
+        spb_slice.iloc[int(n * 0.85) :],
+    )
 
 
 @pytest.fixture(scope="session")
 def category_model(slice_parts) -> SparseTextClassifier:
     fit, calibration, _ = slice_parts
     return SparseTextClassifier(context_columns=("district",)).fit(
-        fit, fit["category"], X_calibration=calibration, y_calibration=calibration["category"])
+        fit, fit["category"], X_calibration=calibration, y_calibration=calibration["category"]
+    )
 
 
-@pytest.mark.parametrize("check", [check_no_attributes_set_in_init, check_get_params_invariance,
-                                   check_set_params, check_parameters_default_constructible])
+@pytest.mark.parametrize(
+    "check",
+    [
+        check_no_attributes_set_in_init,
+        check_get_params_invariance,
+        check_set_params,
+        check_parameters_default_constructible,
+    ],
+)
 def test_sklearn_parameter_checks(check) -> None:
     # The full check_estimator needs numeric X; the parameter-handling checks apply as they are.
     check("SparseTextClassifier", SparseTextClassifier())
@@ -69,14 +80,23 @@ def test_confidence_is_calibrated(category_model, slice_parts) -> None:
     confidence = proba.max(axis=1)
     correct = category_model.classes_[proba.argmax(axis=1)] == test["category"].to_numpy()
     bins = np.minimum((confidence * 10).astype(int), 9)
-    ece = sum(abs(correct[bins == b].mean() - confidence[bins == b].mean()) * (bins == b).mean()
-              for b in range(10) if (bins == b).any())
+    ece = sum(
+        abs(correct[bins == b].mean() - confidence[bins == b].mean()) * (bins == b).mean()
+        for b in range(10)
+        if (bins == b).any()
+    )
     assert ece < 0.08, ece
 
 
 def test_any_label_set_and_plain_texts() -> None:
-    texts = ["течёт крыша в подъезде", "протекает кровля", "крыша течет снова",
-             "яма на дороге", "глубокая яма на проезжей части", "дорога вся в ямах"] * 4
+    texts = [
+        "течёт крыша в подъезде",
+        "протекает кровля",
+        "крыша течет снова",
+        "яма на дороге",
+        "глубокая яма на проезжей части",
+        "дорога вся в ямах",
+    ] * 4
     labels = ["roof", "roof", "roof", "road", "road", "road"] * 4
     model = SparseTextClassifier(blocks=None).fit(texts, labels)
     assert set(model.classes_) == {"road", "roof"}
@@ -106,8 +126,9 @@ def test_round_trip(category_model, slice_parts, tmp_path) -> None:
     assert manifest["training_data_hash"] and manifest["package_versions"]["numpy"]
     assert not list(path.glob("*.pkl")) and not list(path.glob("*.pickle"))
     loaded = load_classifier(path)
-    np.testing.assert_allclose(loaded.predict_proba(test), category_model.predict_proba(test),
-                               atol=2e-3)
+    np.testing.assert_allclose(
+        loaded.predict_proba(test), category_model.predict_proba(test), atol=2e-3
+    )
     assert loaded.explain(test.iloc[:3]) is not None
 
 
@@ -124,10 +145,12 @@ def test_format_version_mismatch_is_explained(category_model, tmp_path) -> None:
 
 def test_ensemble_of_two_sparse_models(slice_parts) -> None:
     fit, calibration, test = slice_parts
-    ensemble = EnsembleClassifier([SparseTextClassifier(), SparseTextClassifier(linear="logreg",
-                                                                                C=10.0)])
-    ensemble.fit(fit, fit["category"], X_calibration=calibration,
-                 y_calibration=calibration["category"])
+    ensemble = EnsembleClassifier(
+        [SparseTextClassifier(), SparseTextClassifier(linear="logreg", C=10.0)]
+    )
+    ensemble.fit(
+        fit, fit["category"], X_calibration=calibration, y_calibration=calibration["category"]
+    )
     proba = ensemble.predict_proba(test)
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-6)
     assert len(ensemble.weights_) == 2 and (ensemble.weights_ >= 0).all()
@@ -136,8 +159,9 @@ def test_ensemble_of_two_sparse_models(slice_parts) -> None:
 
 def test_bundle_predicts_every_label(category_model, slice_parts, tmp_path) -> None:
     _, _, test = slice_parts
-    bundle = ModelBundle({"category": category_model}, version="v-test",
-                         thresholds={"category": 0.9})
+    bundle = ModelBundle(
+        {"category": category_model}, version="v-test", thresholds={"category": 0.9}
+    )
     bundle.save(tmp_path / "bundle")
     loaded = ModelBundle.load(tmp_path / "bundle")
     predictions = loaded.predict(test.iloc[:5])

@@ -11,8 +11,9 @@ from hypothesis import strategies as st
 from mcu_nlp.classifiers.features import TextFeaturizer, prepare_text
 from mcu_nlp.classifiers.ngrams import char_ngrams, word_ngram_strings, word_ngrams
 
-texts_strategy = st.lists(st.text(alphabet="абвгд еёжз,.!12 ab\n", max_size=40), min_size=1,
-                          max_size=6)
+texts_strategy = st.lists(
+    st.text(alphabet="абвгд еёжз,.!12 ab\n", max_size=40), min_size=1, max_size=6
+)
 
 
 def _words(text: str) -> list[str]:
@@ -55,18 +56,27 @@ def test_same_ngram_same_hash_and_names() -> None:
 
 
 def test_featurizer_rows_are_unit_length_and_batch_independent() -> None:
-    texts = ["Мусор во дворе", "мусор во дворе дома 5", "Снег на дороге", "снег не убран",
-             "мусор", "яма на дороге"] * 3
+    texts = [
+        "Мусор во дворе",
+        "мусор во дворе дома 5",
+        "Снег на дороге",
+        "снег не убран",
+        "мусор",
+        "яма на дороге",
+    ] * 3
     featurizer = TextFeaturizer()
     matrix = featurizer.fit_transform(texts)
     norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel())
-    np.testing.assert_allclose(norms, 2 ** 0.5, rtol=1e-5)  # two L2-normalised blocks
+    np.testing.assert_allclose(norms, 2**0.5, rtol=1e-5)  # two L2-normalised blocks
     single = featurizer.transform(["снег на дороге"]).toarray()
-    np.testing.assert_allclose(featurizer.transform(texts[:3] + ["снег на дороге"]).toarray()[3],
-                               single[0], rtol=1e-6)
+    np.testing.assert_allclose(
+        featurizer.transform(texts[:3] + ["снег на дороге"]).toarray()[3], single[0], rtol=1e-6
+    )
 
 
 def test_prepare_text_masks_contacts_and_numbers() -> None:
-    text = prepare_text("Звоните +7 (912) 345-67-89 или пишите ivan@mail.ru, дом 15, https://x.ru/a")
+    text = prepare_text(
+        "Звоните +7 (912) 345-67-89 или пишите ivan@mail.ru, дом 15, https://x.ru/a"
+    )
     assert "912" not in text and "ivan" not in text and "x.ru" not in text
     assert "phonex" in text and "emailx" in text and "urlx" in text and "дом 0" in text

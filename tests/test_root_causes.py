@@ -130,3 +130,30 @@ def test_safetensors_save(fitted, tmp_path) -> None:
     assert (path / "centroids.safetensors").exists()
     assert list((path / "bertopic").glob("*.safetensors"))
     assert not list(path.rglob("*.pkl")) and not list(path.rglob("*.pickle"))
+
+
+def test_cli_writes_cards_and_roadmaps(sample, tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from mcu_nlp.cli import app
+    from mcu_nlp.services.root_causes import get_root_cause, list_root_causes
+
+    data = tmp_path / "appeals.csv"
+    sample.to_csv(data, index=False)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["root-causes", "--data", str(data), "--since", "2020-10-01",
+                                      "--until", "2021-04-30", "--out", str(out), "--top", "3"])
+    assert result.exit_code == 0, result.output
+    assert "root causes" in result.output
+    summary = json.loads((out / "root_causes.json").read_text(encoding="utf-8"))
+    assert summary["n_appeals"] == len(sample) and summary["root_causes"]
+    assert (out / "roadmap.docx").stat().st_size > 0 and (out / "roadmap.html").exists()
+    listed = list_root_causes(data=data, since=date(2020, 10, 1), until=date(2021, 4, 30),
+                              limit=2)
+    assert len(listed["root_causes"]) == 2
+    card = get_root_cause(listed["root_causes"][0]["id"], data=data, since=date(2020, 10, 1),
+                          until=date(2021, 4, 30))
+    assert card is not None and card["weekly_counts"]
+    bad = CliRunner().invoke(app, ["root-causes", "--data", str(data), "--since", "2030-01-01",
+                                   "--out", str(out)])
+    assert bad.exit_code == 2 and "no appeals" in bad.output

@@ -181,6 +181,7 @@ def test_merge_updates_an_open_alert_and_keeps_its_status() -> None:
     assert merged[0].id == first.id and merged[0].status == AlertStatus.ACKNOWLEDGED
     assert [d.observed for d in merged[0].days] == [30, 35, 30]
     assert known[0].days == first.days  # inputs untouched
+    assert TrendAlert.from_dict(merged[0].as_dict()) == merged[0]  # storage round trip
     other = TrendAlert("territory", "Невский", (day(2),))
     assert len(merge_alerts(known, [other])) == 2
 

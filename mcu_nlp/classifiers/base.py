@@ -45,7 +45,9 @@ def as_frame(X: Any, extra_columns: Sequence[str] = ()) -> pd.DataFrame:
     if isinstance(X, pd.DataFrame):
         frame = X
         if TEXT_COLUMN not in frame.columns:
-            raise ValueError(f"input frame needs a {TEXT_COLUMN!r} column; got {list(frame.columns)}")
+            raise ValueError(
+                f"input frame needs a {TEXT_COLUMN!r} column; got {list(frame.columns)}"
+            )
     elif isinstance(X, pd.Series):
         frame = pd.DataFrame({TEXT_COLUMN: X.to_numpy()})
     elif isinstance(X, str):
@@ -65,5 +67,7 @@ def as_frame(X: Any, extra_columns: Sequence[str] = ()) -> pd.DataFrame:
 
 def texts_of(frame: pd.DataFrame) -> list[str]:
     """The texts of a frame as ``str`` (missing values become empty strings)."""
-    return ["" if value is None or (isinstance(value, float) and np.isnan(value)) else str(value)
-            for value in frame[TEXT_COLUMN].tolist()]
+    return [
+        "" if value is None or (isinstance(value, float) and np.isnan(value)) else str(value)
+        for value in frame[TEXT_COLUMN].tolist()
+    ]

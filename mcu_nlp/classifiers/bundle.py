@@ -45,9 +45,14 @@ class LabelPrediction:
 class ModelBundle:
     """Classifiers keyed by label name, with per-label confidence thresholds."""
 
-    def __init__(self, models: Mapping[str, AppealClassifier], *, version: str,
-                 thresholds: Mapping[str, float] | None = None,
-                 metrics: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        models: Mapping[str, AppealClassifier],
+        *,
+        version: str,
+        thresholds: Mapping[str, float] | None = None,
+        metrics: Mapping[str, Any] | None = None,
+    ) -> None:
         if not models:
             raise ValueError("a bundle needs at least one label model")
         self.models = dict(models)
@@ -60,8 +65,9 @@ class ModelBundle:
         """Label names in training order."""
         return list(self.models)
 
-    def predict(self, frame: pd.DataFrame, top_k: int = 3, *,
-                explain: bool = True) -> list[dict[str, LabelPrediction]]:
+    def predict(
+        self, frame: pd.DataFrame, top_k: int = 3, *, explain: bool = True
+    ) -> list[dict[str, LabelPrediction]]:
         """Top-k classes, confidence and explanation of every label, per appeal."""
         frame = as_frame(frame)
         out: list[dict[str, LabelPrediction]] = [{} for _ in range(len(frame))]
@@ -69,15 +75,23 @@ class ModelBundle:
             proba = model.predict_proba(frame)
             k = min(top_k, proba.shape[1])
             order = np.argsort(-proba, axis=1)[:, :k]
-            explanations = (model.explain(frame) if explain and hasattr(model, "explain")
-                            else [[] for _ in range(len(frame))])
+            explanations = (
+                model.explain(frame, predicted=order[:, 0])
+                if explain and hasattr(model, "explain")
+                else [[] for _ in range(len(frame))]
+            )
             threshold = self.thresholds.get(label)
             for row in range(len(frame)):
                 top = [(str(model.classes_[j]), float(proba[row, j])) for j in order[row]]
                 out[row][label] = LabelPrediction(
-                    label=label, top=top, confidence=top[0][1],
-                    threshold=None if threshold is None or not np.isfinite(threshold) else threshold,
-                    explanation=explanations[row])
+                    label=label,
+                    top=top,
+                    confidence=top[0][1],
+                    threshold=None
+                    if threshold is None or not np.isfinite(threshold)
+                    else threshold,
+                    explanation=explanations[row],
+                )
         return out
 
     def save(self, path: str | Path) -> Path:
@@ -86,23 +100,39 @@ class ModelBundle:
         for label, model in self.models.items():
             model.save(directory / _safe(label))
         thresholds = {k: (v if np.isfinite(v) else None) for k, v in self.thresholds.items()}
-        artifact = Artifact(kind=KIND, config={"version": self.version, "thresholds": thresholds,
-                                               "models": {lb: _safe(lb) for lb in self.models}},
-                            arrays={}, labels=self.labels)
-        return save_artifact(directory, artifact, metrics=self.metrics,
-                             extra={"version": self.version})
+        artifact = Artifact(
+            kind=KIND,
+            config={
+                "version": self.version,
+                "thresholds": thresholds,
+                "models": {lb: _safe(lb) for lb in self.models},
+            },
+            arrays={},
+            labels=self.labels,
+        )
+        return save_artifact(
+            directory, artifact, metrics=self.metrics, extra={"version": self.version}
+        )
 
     @classmethod
     def load(cls, path: str | Path) -> ModelBundle:
         """Read a bundle directory written by :meth:`save`."""
         directory = Path(path)
         artifact = load_artifact(directory, expected_kind=KIND)
-        models = {label: load_classifier(directory / sub)
-                  for label, sub in artifact.config["models"].items()}
-        thresholds = {k: (float("inf") if v is None else float(v))
-                      for k, v in artifact.config["thresholds"].items()}
-        return cls(models, version=artifact.config["version"], thresholds=thresholds,
-                   metrics=artifact.manifest.get("metrics"))
+        models = {
+            label: load_classifier(directory / sub)
+            for label, sub in artifact.config["models"].items()
+        }
+        thresholds = {
+            k: (float("inf") if v is None else float(v))
+            for k, v in artifact.config["thresholds"].items()
+        }
+        return cls(
+            models,
+            version=artifact.config["version"],
+            thresholds=thresholds,
+            metrics=artifact.manifest.get("metrics"),
+        )
 
 
 def _safe(label: str) -> str:

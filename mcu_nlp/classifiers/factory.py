@@ -10,8 +10,9 @@ MODEL_NAMES = ("sparse", "embedding", "ensemble")
 DEFAULT_MODEL = "sparse"
 
 
-def make_classifier(name: str = DEFAULT_MODEL, *,
-                    context_columns: Sequence[str] = ()) -> AppealClassifier:
+def make_classifier(
+    name: str = DEFAULT_MODEL, *, context_columns: Sequence[str] = ()
+) -> AppealClassifier:
     """An unfitted classifier by recipe name.
 
     * ``sparse`` — the default: TF-IDF n-grams + linear SVM + duplicate memory + context priors.
@@ -27,6 +28,7 @@ def make_classifier(name: str = DEFAULT_MODEL, *,
     if name == "embedding":
         return EmbeddingClassifier()
     if name == "ensemble":
-        return EnsembleClassifier([SparseTextClassifier(context_columns=tuple(context_columns)),
-                                   EmbeddingClassifier()])
+        return EnsembleClassifier(
+            [SparseTextClassifier(context_columns=tuple(context_columns)), EmbeddingClassifier()]
+        )
     raise ValueError(f"unknown model {name!r}; choose one of {MODEL_NAMES}")

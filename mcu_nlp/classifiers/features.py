@@ -23,7 +23,9 @@ _URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+")
 _PHONE = re.compile(r"(?<!\d)(?:\+7|8)?[\s(-]*\d{3}[\s)-]*\d{3}[\s-]*\d{2}[\s-]*\d{2}(?!\d)")
 _DIGITS = re.compile(r"\d+")
-_SPECIAL = re.compile(r"[@/:]|\d{5}")  # cheap pre-check: only such texts can hold a URL/e-mail/phone
+_SPECIAL = re.compile(
+    r"[@/:]|\d{5}"
+)  # cheap pre-check: only such texts can hold a URL/e-mail/phone
 
 
 def prepare_text(text: str) -> str:
@@ -75,8 +77,9 @@ def _counts(batch: NgramBatch, vocabulary: _Vocabulary, n_docs: int) -> sp.csr_m
     position = vocabulary.columns(batch.key)
     known = (position >= 0) & (batch.doc >= 0)
     ones = np.ones(int(known.sum()), dtype=np.float32)
-    matrix = sp.csr_matrix((ones, (batch.doc[known], position[known])),
-                           shape=(n_docs, len(vocabulary.keys)))
+    matrix = sp.csr_matrix(
+        (ones, (batch.doc[known], position[known])), shape=(n_docs, len(vocabulary.keys))
+    )
     matrix.sum_duplicates()
     return matrix
 
@@ -85,8 +88,10 @@ def _document_frequencies(batch: NgramBatch, n_docs: int) -> tuple[np.ndarray, n
     """Distinct keys and the number of documents holding each."""
     inside = batch.doc >= 0
     keys, column = np.unique(batch.key[inside], return_inverse=True)
-    presence = sp.csr_matrix((np.ones(len(column), dtype=np.float32), (batch.doc[inside], column)),
-                             shape=(n_docs, len(keys)))
+    presence = sp.csr_matrix(
+        (np.ones(len(column), dtype=np.float32), (batch.doc[inside], column)),
+        shape=(n_docs, len(keys)),
+    )
     presence.sum_duplicates()
     return keys, np.bincount(presence.indices, minlength=len(keys))
 
@@ -135,8 +140,10 @@ class TextFeaturizer:
         return self._transform_prepared([prepare_text(text) for text in texts])
 
     def _transform_prepared(self, prepared: list[str]) -> sp.csr_matrix:
-        blocks = [_tfidf(_counts(block.extract(prepared), vocabulary, len(prepared)), vocabulary.idf)
-                  for block, vocabulary in zip(self.blocks, self.vocabularies_, strict=True)]
+        blocks = [
+            _tfidf(_counts(block.extract(prepared), vocabulary, len(prepared)), vocabulary.idf)
+            for block, vocabulary in zip(self.blocks, self.vocabularies_, strict=True)
+        ]
         return sp.hstack(blocks, format="csr")
 
     def _learn_word_names(self, prepared: list[str]) -> None:
@@ -167,28 +174,42 @@ class TextFeaturizer:
 
     def to_state(self, prefix: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """Config (JSON-able) and arrays that rebuild this featurizer."""
-        config: dict[str, Any] = {"blocks": [
-            {"analyzer": b.analyzer, "ngram_range": list(b.ngram_range), "min_df": b.min_df,
-             "max_features": b.max_features} for b in self.blocks]}
+        config: dict[str, Any] = {
+            "blocks": [
+                {
+                    "analyzer": b.analyzer,
+                    "ngram_range": list(b.ngram_range),
+                    "min_df": b.min_df,
+                    "max_features": b.max_features,
+                }
+                for b in self.blocks
+            ]
+        }
         arrays: dict[str, np.ndarray] = {}
         for index, vocabulary in enumerate(self.vocabularies_):
             arrays[f"{prefix}keys_{index}"] = vocabulary.keys.view(np.int64)
             arrays[f"{prefix}idf_{index}"] = vocabulary.idf
         names = sorted(self.word_names_.items())
-        arrays[f"{prefix}name_keys"] = np.array([k for k, _ in names], dtype=np.uint64).view(np.int64)
+        arrays[f"{prefix}name_keys"] = np.array([k for k, _ in names], dtype=np.uint64).view(
+            np.int64
+        )
         config["word_names"] = [name for _, name in names]
         return config, arrays
 
     @classmethod
-    def from_state(cls, config: dict[str, Any], arrays: dict[str, np.ndarray],
-                   prefix: str) -> TextFeaturizer:
+    def from_state(
+        cls, config: dict[str, Any], arrays: dict[str, np.ndarray], prefix: str
+    ) -> TextFeaturizer:
         """Rebuild a fitted featurizer from :meth:`to_state` output."""
-        blocks = [NgramSpec(b["analyzer"], tuple(b["ngram_range"]), b["min_df"], b["max_features"])
-                  for b in config["blocks"]]
+        blocks = [
+            NgramSpec(b["analyzer"], tuple(b["ngram_range"]), b["min_df"], b["max_features"])
+            for b in config["blocks"]
+        ]
         featurizer = cls(blocks)
         featurizer.vocabularies_ = [
             _Vocabulary(arrays[f"{prefix}keys_{i}"].view(np.uint64), arrays[f"{prefix}idf_{i}"])
-            for i in range(len(blocks))]
+            for i in range(len(blocks))
+        ]
         name_keys = arrays[f"{prefix}name_keys"].view(np.uint64).tolist()
         featurizer.word_names_ = dict(zip(name_keys, config["word_names"], strict=True))
         return featurizer

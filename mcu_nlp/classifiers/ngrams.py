@@ -45,8 +45,9 @@ class _Encoded:
         words_per_doc = [_WORD.findall(text) for text in texts]
         pad = " " if pad_words else ""
         pieces = []
-        n_words = np.fromiter((len(words) for words in words_per_doc), dtype=np.int64,
-                              count=len(words_per_doc))
+        n_words = np.fromiter(
+            (len(words) for words in words_per_doc), dtype=np.int64, count=len(words_per_doc)
+        )
         for words in words_per_doc:
             for word in words:
                 pieces.append(f"\x00{pad}{word}{pad}")
@@ -71,7 +72,7 @@ class _Encoded:
 
 
 def word_ngrams(texts: Sequence[str], ngram_range: tuple[int, int] = (1, 2)) -> NgramBatch:
-    """Hashes of word unigrams and/or bigrams (words are ``\\w+`` runs)."""
+    """Hashes of word unigrams and/or bigrams (words are runs of letters and digits)."""
     low, high = ngram_range
     if not 1 <= low <= high <= 2:
         raise ValueError("word n-grams support ranges within (1, 2)")
@@ -129,8 +130,9 @@ def word_ngram_strings(texts: Sequence[str], ngram_range: tuple[int, int]) -> di
     if ngram_range[1] == 2 and len(words) > 1:
         doc = np.repeat(np.arange(len(texts)), [len(w) for w in words_per_doc])
         same_doc = (doc[1:] == doc[:-1]).tolist()
-        grams.extend(f"{a} {b}" for a, b, same in zip(words[:-1], words[1:], same_doc, strict=True)
-                     if same)
+        grams.extend(
+            f"{a} {b}" for a, b, same in zip(words[:-1], words[1:], same_doc, strict=True) if same
+        )
     names: dict[int, str] = {}
     for key, gram in zip(batch.key.tolist(), grams, strict=True):
         names.setdefault(key, gram)

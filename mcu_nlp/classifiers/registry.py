@@ -22,6 +22,8 @@ def load_classifier(path: str | Path) -> AppealClassifier:
     """Read a model directory of any known kind."""
     kind = read_manifest(path).get("kind")
     if kind not in KINDS:
-        raise ArtifactError(f"{path} holds a model of unknown kind {kind!r}; known: {sorted(KINDS)}")
+        raise ArtifactError(
+            f"{path} holds a model of unknown kind {kind!r}; known: {sorted(KINDS)}"
+        )
     module_name, class_name = KINDS[kind].split(":")
     return getattr(importlib.import_module(module_name), class_name).load(path)

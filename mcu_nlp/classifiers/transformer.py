@@ -250,7 +250,8 @@ class TransformerClassifier:
         report = self._train(ids, targets, val_ids, val_targets, rng, started)
         self.temperature_ = 1.0
         if len(val_ids):
-            self.temperature_ = fit_temperature(self._raw_logits(val_ids), val_targets)
+            self.temperature_ = fit_temperature(self._best_val_logits, val_targets)
+            del self._best_val_logits
         report.update(fit_seconds=time.perf_counter() - started, temperature=self.temperature_,
                       train_rows=len(ids), validation_rows=len(val_ids))
         self.fit_report_ = report
@@ -346,10 +347,11 @@ class TransformerClassifier:
             record = {"epoch": epoch + 1, "step": step, "loss": float(loss.detach()),
                       "seconds": time.perf_counter() - started}
             if len(val_ids):
-                predicted = self._raw_logits(val_ids).argmax(axis=1)
-                record["validation_macro_f1"] = _macro_f1(val_targets, predicted)
+                val_logits = self._raw_logits(val_ids)
+                record["validation_macro_f1"] = _macro_f1(val_targets, val_logits.argmax(axis=1))
                 if record["validation_macro_f1"] > best_f1:
                     best_f1, bad_epochs = record["validation_macro_f1"], 0
+                    self._best_val_logits = val_logits  # reused for the temperature
                     best_state = {k: v.detach().to("cpu", copy=True)
                                   for k, v in self._network.state_dict().items()
                                   if k != "encoder." + _WORD_EMBEDDINGS

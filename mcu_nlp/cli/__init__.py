@@ -22,6 +22,7 @@ app = typer.Typer(
 _COMMAND_MODULES = (
     "mcu_nlp.cli.alerts",
     "mcu_nlp.cli.evaluate",
+    "mcu_nlp.cli.pipeline",
     "mcu_nlp.cli.report",
     "mcu_nlp.cli.root_causes",
     "mcu_nlp.cli.serve",

@@ -1,4 +1,4 @@
-"""``mcu-nlp evaluate`` and ``mcu-nlp train``: the fixed protocol and training of a model version."""
+"""``mcu-nlp evaluate`` and ``mcu-nlp train``: the fixed protocol; training a model version."""
 
 from __future__ import annotations
 
@@ -11,29 +11,40 @@ from rich.table import Table
 
 console = Console()
 
-_PART_COLUMNS = ("accuracy", "macro_f1", "weighted_f1", "top3", "coverage_at_95",
-                 "precision_at_threshold")
+_PART_COLUMNS = (
+    "accuracy",
+    "macro_f1",
+    "weighted_f1",
+    "top3",
+    "coverage_at_95",
+    "precision_at_threshold",
+)
 
 
 def print_results(results: list[dict]) -> None:
     """One table: a row per model × part."""
     table = Table(title="Evaluation (EVAL.md protocol)")
     for column in ("label", "model", "part", "rows", *_PART_COLUMNS):
-        table.add_column(column, justify="right" if column not in ("label", "model", "part") else "left")
+        table.add_column(
+            column, justify="right" if column not in ("label", "model", "part") else "left"
+        )
     for result in results:
         for part in ("test", "unseen", "closed"):
             if part not in result:
                 continue
             figures = result[part]
-            cells = [f"{figures[c]:.3f}" if isinstance(figures[c], float) else "—"
-                     for c in _PART_COLUMNS]
+            cells = [
+                f"{figures[c]:.3f}" if isinstance(figures[c], float) else "—" for c in _PART_COLUMNS
+            ]
             table.add_row(result["label"], result["model"], part, str(figures["rows"]), *cells)
     console.print(table)
     for result in results:
-        console.print(f"{result['label']} / {result['model']}: train {result['train_seconds']} s, "
-                      f"{result['texts_per_second']:.0f} texts/s batch, "
-                      f"{result['single_texts_per_second']:.0f} texts/s one at a time, "
-                      f"threshold {result['threshold']}")
+        console.print(
+            f"{result['label']} / {result['model']}: train {result['train_seconds']} s, "
+            f"{result['texts_per_second']:.0f} texts/s batch, "
+            f"{result['single_texts_per_second']:.0f} texts/s one at a time, "
+            f"threshold {result['threshold']}"
+        )
 
 
 def register(app: typer.Typer) -> None:
@@ -45,24 +56,36 @@ def register(app: typer.Typer) -> None:
         dataset: str | None = typer.Option(None, "--dataset", help="Reference data set: spb."),
         data: Path | None = typer.Option(None, "--data", help="Any labelled CSV/XLSX/JSON file."),
         text_col: str = typer.Option("text", "--text-col"),
-        split_col: str | None = typer.Option(None, "--split-col",
-                                             help="Column with train/validation/test."),
+        split_col: str | None = typer.Option(
+            None, "--split-col", help="Column with train/validation/test."
+        ),
         time_col: str | None = typer.Option(None, "--time-col"),
         cutoff: str | None = typer.Option(None, "--cutoff", help="Test starts at this date."),
-        context: list[str] = typer.Option(None, "--context",
-                                          help="Categorical input known at filing time "
-                                               "(repeatable); default for spb: district."),
+        context: list[str] = typer.Option(
+            None,
+            "--context",
+            help="Categorical input known at filing time (repeatable); default for spb: district.",
+        ),
         model: str = typer.Option("sparse", "--model", help="sparse | embedding | ensemble"),
         json_out: Path | None = typer.Option(None, "--json", help="Write the figures here."),
-        save_model: Path | None = typer.Option(None, "--save-model",
-                                               help="Also save the evaluated model here."),
+        save_model: Path | None = typer.Option(
+            None, "--save-model", help="Also save the evaluated model here."
+        ),
     ) -> None:
         """Train on the protocol's train part and report test / unseen figures (EVAL.md)."""
         from mcu_nlp.services.evaluation import EvaluationRequest, run_evaluation
 
-        request = EvaluationRequest(label=label, dataset=dataset, data=data, text_col=text_col,
-                                    split_col=split_col, time_col=time_col, cutoff=cutoff,
-                                    context=tuple(context or ()), model=model)
+        request = EvaluationRequest(
+            label=label,
+            dataset=dataset,
+            data=data,
+            text_col=text_col,
+            split_col=split_col,
+            time_col=time_col,
+            cutoff=cutoff,
+            context=tuple(context or ()),
+            model=model,
+        )
         try:
             with console.status(f"training and evaluating {model} on {label}…"):
                 result = run_evaluation(request, save_model=save_model)
@@ -78,14 +101,18 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def train(
         dataset: str = typer.Option("spb", "--dataset", help="Reference data set: spb."),
-        labels: str = typer.Option("category,reason,department", "--labels",
-                                   help="Comma-separated labels to train."),
+        labels: str = typer.Option(
+            "category,reason,department", "--labels", help="Comma-separated labels to train."
+        ),
         version: str | None = typer.Option(None, "--version", help="Model version name."),
-        out: Path | None = typer.Option(None, "--out", help="Bundle folder (default: model store)."),
+        out: Path | None = typer.Option(
+            None, "--out", help="Bundle folder (default: model store)."
+        ),
     ) -> None:
-        """Train a model version (one classifier per label + thresholds) on the protocol's train part."""
+        """Train a model version (a classifier per label + thresholds) on the train part."""
         from mcu_nlp.services.training import train_reference_bundle
 
-        bundle, path = train_reference_bundle(dataset=dataset, labels=labels.split(","),
-                                              version=version, out=out, console=console)
+        bundle, path = train_reference_bundle(
+            dataset=dataset, labels=labels.split(","), version=version, out=out, console=console
+        )
         console.print(f"model version [bold]{bundle.version}[/bold] written to {path}")

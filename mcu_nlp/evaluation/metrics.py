@@ -30,10 +30,13 @@ class QualityReport:
 
 
 def choose_threshold(
-    y_true: Sequence[object], proba: np.ndarray, classes: Sequence[object],
-    *, target_precision: float = TARGET_PRECISION,
+    y_true: Sequence[object],
+    proba: np.ndarray,
+    classes: Sequence[object],
+    *,
+    target_precision: float = TARGET_PRECISION,
 ) -> float:
-    """Lowest confidence threshold whose top-1 precision on the rows at or above it reaches the target.
+    """Lowest confidence threshold at which top-1 precision of rows at or above it hits the target.
 
     Confidence is the top-1 probability. Returns ``inf`` when no threshold reaches the target, so
     nothing is routed automatically.
@@ -53,7 +56,11 @@ def choose_threshold(
 
 
 def quality_report(
-    y_true: Sequence[object], proba: np.ndarray, classes: Sequence[object], *, threshold: float,
+    y_true: Sequence[object],
+    proba: np.ndarray,
+    classes: Sequence[object],
+    *,
+    threshold: float,
 ) -> QualityReport:
     """Accuracy, macro/weighted F1, top-3, and coverage/precision at a fixed threshold."""
     classes_arr = np.asarray(classes, dtype=object)
@@ -71,11 +78,13 @@ def quality_report(
         rows=len(truth),
         accuracy=float(accuracy_score(truth, predicted)),
         macro_f1=float(f1_score(truth, predicted, labels=labels, average="macro", zero_division=0)),
-        weighted_f1=float(f1_score(truth, predicted, labels=labels, average="weighted",
-                                   zero_division=0)),
+        weighted_f1=float(
+            f1_score(truth, predicted, labels=labels, average="weighted", zero_division=0)
+        ),
         top3=float(in_top3.mean()),
         coverage_at_95=covered / len(truth),
         precision_at_threshold=float((predicted[confident] == truth[confident]).mean())
-        if covered else float("nan"),
+        if covered
+        else float("nan"),
         threshold=float(threshold),
     )

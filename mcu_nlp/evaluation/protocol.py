@@ -32,8 +32,13 @@ class ProtocolSplit:
 
     def summary(self) -> dict[str, int]:
         """Row counts of each part."""
-        return {"train": len(self.train), "fit": len(self.fit), "validation": len(self.validation),
-                "test": len(self.test), "unseen": int(self.unseen.sum())}
+        return {
+            "train": len(self.train),
+            "fit": len(self.fit),
+            "validation": len(self.validation),
+            "test": len(self.test),
+            "unseen": int(self.unseen.sum()),
+        }
 
 
 def _unseen_mask(train: pd.DataFrame, test: pd.DataFrame, text_col: str) -> np.ndarray:
@@ -42,10 +47,15 @@ def _unseen_mask(train: pd.DataFrame, test: pd.DataFrame, text_col: str) -> np.n
 
 
 def split_by_time(
-    frame: pd.DataFrame, *, time_col: str = "created_at", cutoff: str = SPB_CUTOFF,
-    text_col: str = "text", id_col: str | None = "id", validation_share: float = VALIDATION_SHARE,
+    frame: pd.DataFrame,
+    *,
+    time_col: str = "created_at",
+    cutoff: str = SPB_CUTOFF,
+    text_col: str = "text",
+    id_col: str | None = "id",
+    validation_share: float = VALIDATION_SHARE,
 ) -> ProtocolSplit:
-    """Sort by time (ties by id); train before ``cutoff``, test from it; validation = train's tail."""
+    """Sort by time (ties by id); train before ``cutoff``, test from it; validation = train tail."""
     times = pd.to_datetime(frame[time_col], errors="coerce", format="mixed")
     if times.isna().any():
         bad = int(times.isna().sum())
@@ -61,10 +71,14 @@ def split_by_time(
 
 
 def split_by_column(
-    frame: pd.DataFrame, *, split_col: str, text_col: str = "text",
-    time_col: str | None = None, validation_share: float = VALIDATION_SHARE,
+    frame: pd.DataFrame,
+    *,
+    split_col: str,
+    text_col: str = "text",
+    time_col: str | None = None,
+    validation_share: float = VALIDATION_SHARE,
 ) -> ProtocolSplit:
-    """Use a column with values train / validation / test (validation optional: taken from train's tail)."""
+    """Use a column with values train / validation / test (no validation: train's tail is used)."""
     values = frame[split_col].astype(str).str.lower()
     unknown = sorted(set(values) - set(SPLIT_VALUES))
     if unknown:
@@ -76,18 +90,26 @@ def split_by_column(
         fit = ordered[values == "train"].reset_index(drop=True)
         validation = ordered[values == "validation"].reset_index(drop=True)
         train = pd.concat([fit, validation], ignore_index=True)
-        return ProtocolSplit(train=train, fit=fit, validation=validation, test=test,
-                             unseen=_unseen_mask(train, test, text_col))
+        return ProtocolSplit(
+            train=train,
+            fit=fit,
+            validation=validation,
+            test=test,
+            unseen=_unseen_mask(train, test, text_col),
+        )
     return _with_validation_tail(ordered[values == "train"], test, text_col, validation_share)
 
 
-def _with_validation_tail(train: pd.DataFrame, test: pd.DataFrame, text_col: str,
-                          validation_share: float) -> ProtocolSplit:
+def _with_validation_tail(
+    train: pd.DataFrame, test: pd.DataFrame, text_col: str, validation_share: float
+) -> ProtocolSplit:
     train = train.reset_index(drop=True)
     test = test.reset_index(drop=True)
     n_validation = max(1, int(round(len(train) * validation_share)))
     return ProtocolSplit(
-        train=train, fit=train.iloc[:-n_validation].reset_index(drop=True),
-        validation=train.iloc[-n_validation:].reset_index(drop=True), test=test,
+        train=train,
+        fit=train.iloc[:-n_validation].reset_index(drop=True),
+        validation=train.iloc[-n_validation:].reset_index(drop=True),
+        test=test,
         unseen=_unseen_mask(train, test, text_col),
     )

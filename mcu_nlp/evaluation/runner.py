@@ -30,13 +30,19 @@ class EvaluationResult:
 
     def as_dict(self) -> dict[str, Any]:
         """JSON layout: one key per part (``test``, ``unseen``, ...) plus timings."""
-        out: dict[str, Any] = {"label": self.label, "model": self.model,
-                               "threshold": _finite(self.threshold), "split": self.split}
+        out: dict[str, Any] = {
+            "label": self.label,
+            "model": self.model,
+            "threshold": _finite(self.threshold),
+            "split": self.split,
+        }
         for name, report in self.parts.items():
             out[name] = {k: _finite(v) for k, v in report.as_dict().items()}
-        out.update(train_seconds=round(self.train_seconds, 2),
-                   texts_per_second=round(self.texts_per_second, 1),
-                   single_texts_per_second=round(self.single_texts_per_second, 1))
+        out.update(
+            train_seconds=round(self.train_seconds, 2),
+            texts_per_second=round(self.texts_per_second, 1),
+            single_texts_per_second=round(self.single_texts_per_second, 1),
+        )
         return out
 
 
@@ -48,6 +54,7 @@ def _finite(value: Any) -> Any:
 
 def labelled(split: ProtocolSplit, label: str) -> ProtocolSplit:
     """The split without rows whose label is missing."""
+
     def keep(frame: pd.DataFrame) -> pd.Series:
         return frame[label].notna() & (frame[label].astype(str).str.strip() != "")
 
@@ -56,11 +63,16 @@ def labelled(split: ProtocolSplit, label: str) -> ProtocolSplit:
         train=split.train[keep(split.train)].reset_index(drop=True),
         fit=split.fit[keep(split.fit)].reset_index(drop=True),
         validation=split.validation[keep(split.validation)].reset_index(drop=True),
-        test=split.test[test_keep].reset_index(drop=True), unseen=split.unseen[test_keep])
+        test=split.test[test_keep].reset_index(drop=True),
+        unseen=split.unseen[test_keep],
+    )
 
 
 def evaluate_model(
-    make_model: Callable[[], AppealClassifier], split: ProtocolSplit, label: str, *,
+    make_model: Callable[[], AppealClassifier],
+    split: ProtocolSplit,
+    label: str,
+    *,
     model_name: str = "model",
     extra_parts: Mapping[str, Callable[[pd.DataFrame], np.ndarray]] | None = None,
     single_sample: int = 300,
@@ -72,12 +84,16 @@ def evaluate_model(
     """
     split = labelled(split, label)
     started = time.perf_counter()
-    model = make_model().fit(split.fit, split.fit[label].to_numpy(),
-                             X_calibration=split.validation,
-                             y_calibration=split.validation[label].to_numpy())
+    model = make_model().fit(
+        split.fit,
+        split.fit[label].to_numpy(),
+        X_calibration=split.validation,
+        y_calibration=split.validation[label].to_numpy(),
+    )
     train_seconds = time.perf_counter() - started
-    threshold = choose_threshold(split.validation[label].to_numpy(),
-                                 model.predict_proba(split.validation), model.classes_)
+    threshold = choose_threshold(
+        split.validation[label].to_numpy(), model.predict_proba(split.validation), model.classes_
+    )
 
     started = time.perf_counter()
     proba = model.predict_proba(split.test)
@@ -85,16 +101,27 @@ def evaluate_model(
     sample = split.test.iloc[:single_sample]
     started = time.perf_counter()
     for row in range(len(sample)):
-        model.predict_proba(sample.iloc[row:row + 1])
+        model.predict_proba(sample.iloc[row : row + 1])
     single_rate = len(sample) / (time.perf_counter() - started)
 
     truth = split.test[label].to_numpy()
     masks = {"test": np.ones(len(truth), dtype=bool), "unseen": split.unseen}
-    masks.update({name: np.asarray(fn(split.test), dtype=bool)
-                  for name, fn in (extra_parts or {}).items()})
-    parts = {name: quality_report(truth[mask], proba[mask], model.classes_, threshold=threshold)
-             for name, mask in masks.items() if mask.any()}
-    result = EvaluationResult(label=label, model=model_name, parts=parts, threshold=threshold,
-                              train_seconds=train_seconds, texts_per_second=batch_rate,
-                              single_texts_per_second=single_rate, split=split.summary())
+    masks.update(
+        {name: np.asarray(fn(split.test), dtype=bool) for name, fn in (extra_parts or {}).items()}
+    )
+    parts = {
+        name: quality_report(truth[mask], proba[mask], model.classes_, threshold=threshold)
+        for name, mask in masks.items()
+        if mask.any()
+    }
+    result = EvaluationResult(
+        label=label,
+        model=model_name,
+        parts=parts,
+        threshold=threshold,
+        train_seconds=train_seconds,
+        texts_per_second=batch_rate,
+        single_texts_per_second=single_rate,
+        split=split.summary(),
+    )
     return result, model

@@ -44,11 +44,12 @@ def summarize_incidents(
     topic_column: str | None = "topic",
     address_column: str | None = "address",
     territory_column: str | None = "territory",
+    limit: int | None = None,
 ) -> list[Incident]:
     """Incidents of at least ``min_size`` appeals, largest first.
 
     The incident text is its longest message (usually the most specific), with personal data
-    masked.
+    masked. ``limit`` keeps only the largest incidents.
     """
     from mcu_nlp.root_causes.cards import _masker
 
@@ -71,9 +72,10 @@ def summarize_incidents(
     incidents = []
     order = np.argsort(labels, kind="stable")
     bounds = np.flatnonzero(np.diff(labels[order])) + 1
-    for rows in np.split(order, bounds):
-        if len(rows) < min_size or not len(rows):
-            continue
+    groups = [rows for rows in np.split(order, bounds) if len(rows) >= max(min_size, 1)]
+    # largest first; masking (NER) is the slow part, so only the ``limit`` kept are built
+    groups.sort(key=lambda rows: (-len(rows), times.iloc[rows].min()))
+    for rows in groups[:limit]:
         rows = rows[np.argsort(times.iloc[rows].to_numpy(), kind="stable")]
         longest = rows[int(np.argmax([len(texts[r]) for r in rows]))]
         incidents.append(Incident(

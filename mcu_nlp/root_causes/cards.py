@@ -18,7 +18,7 @@ from mcu_nlp.root_causes.places import places_of
 OUTLIER = -1
 _GROWTH = 1.25  # share ratio (second half / first half) that counts as a change
 _SIGNIFICANCE = 0.05
-_MAX_TEXT_PLACES = 200  # address-less appeals per cluster sent to entity extraction
+_MAX_TEXT_PLACES = 100  # address-less appeals per cluster sent to entity extraction (~0.1 s each)
 
 
 @dataclass(slots=True)

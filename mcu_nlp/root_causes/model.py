@@ -90,8 +90,8 @@ class RootCauseModel:
         n_neighbors: int = 15,
         n_components: int = 5,
         min_dist: float = 0.0,
-        min_cluster_size: int = 40,
-        min_samples: int | None = 5,
+        min_cluster_size: int = 15,
+        min_samples: int | None = 3,
         assign_neighbors: int = 10,
         min_outlier_similarity: float = 0.5,
         seed_topics: Sequence[str] | Sequence[Sequence[str]] | None = None,
@@ -245,7 +245,11 @@ class RootCauseModel:
     def topics_over_time(self, texts: Sequence[str], timestamps: Sequence[Any],
                          nr_bins: int | None = None) -> Any:
         """BERTopic's topic words per time bin for the fitted texts (a DataFrame)."""
-        return self.topic_model_.topics_over_time(clean_texts(texts), list(timestamps),
+        import pandas as pd
+
+        # BERTopic parses strings with an argument pandas 2 dropped: hand it timestamps
+        times = pd.to_datetime(pd.Series(list(timestamps)), format="ISO8601").tolist()
+        return self.topic_model_.topics_over_time(clean_texts(texts), times,
                                                   topics=self.topics_.tolist(), nr_bins=nr_bins)
 
     def save(self, path: str | Path) -> Path:

@@ -54,6 +54,9 @@ def _as_text(place: Any) -> str | None:
 def places_of(texts: list[str], addresses: list[object] | None) -> list[str | None]:
     """A place (settlement, street) for each appeal: its address first, else what its text names.
 
+    Uses :func:`mcu_nlp.text.entities.place_of` (which parses the address and, failing that, finds
+    the address in the text with natasha) and falls back to :func:`place_of_address`.
+
     Args:
         texts: Appeal texts.
         addresses: The address column (or ``None``).
@@ -64,11 +67,13 @@ def places_of(texts: list[str], addresses: list[object] | None) -> list[str | No
     from_text = _entity_place_function()
     places: list[str | None] = []
     for i, text in enumerate(texts):
-        place = place_of_address(addresses[i]) if addresses is not None else None
-        if place is None and from_text is not None and text:
+        address = addresses[i] if addresses is not None else None
+        place = None
+        if from_text is not None:
             try:
-                place = _as_text(from_text(text))
+                place = _as_text(from_text(text or "", address if isinstance(address, str)
+                                           else None))
             except Exception:  # one odd text never sinks the card
                 place = None
-        places.append(place)
+        places.append(place or place_of_address(address))
     return places

@@ -48,14 +48,20 @@ def build_split(request: EvaluationRequest) -> tuple[ProtocolSplit, tuple[str, .
         if request.split_col:
             split = split_by_column(frame, split_col=request.split_col, time_col=request.time_col)
         elif request.time_col and request.cutoff:
-            split = split_by_time(frame, time_col=request.time_col, cutoff=request.cutoff,
-                                  id_col="id" if "id" in frame.columns else None)
+            split = split_by_time(
+                frame,
+                time_col=request.time_col,
+                cutoff=request.cutoff,
+                id_col="id" if "id" in frame.columns else None,
+            )
         else:
             raise ValueError("give --split-col, or --time-col with --cutoff")
         context = request.context
     for column in (request.label, *context):
         if column not in split.train.columns:
-            raise KeyError(f"column {column!r} not in the data; columns: {list(split.train.columns)}")
+            raise KeyError(
+                f"column {column!r} not in the data; columns: {list(split.train.columns)}"
+            )
     return split, tuple(context)
 
 
@@ -75,8 +81,12 @@ def run_evaluation(request: EvaluationRequest, *, save_model: Path | None = None
         # EVAL.md: department means the final executor only for closed reports.
         extra["closed"] = lambda test: test["executor_org"].notna().to_numpy()
     result, model = evaluate_model(
-        lambda: make_classifier(request.model, context_columns=context), split, request.label,
-        model_name=request.model, extra_parts=extra)
+        lambda: make_classifier(request.model, context_columns=context),
+        split,
+        request.label,
+        model_name=request.model,
+        extra_parts=extra,
+    )
     figures = result.as_dict()
     figures["context_columns"] = list(context)
     if save_model is not None:

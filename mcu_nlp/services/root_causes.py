@@ -126,7 +126,8 @@ def analyze_root_causes(frame: pd.DataFrame, *, embedder: Any = None, random_sta
     texts = frame["text"].fillna("").astype(str).tolist()
     embeddings = embedder.encode(texts)
     if min_cluster_size is None:
-        min_cluster_size = int(np.clip(len(frame) // 1500, 15, 40))
+        # about one cluster per 300 appeals on small periods, 15 (the bench setting) from 4,500 up
+        min_cluster_size = int(np.clip(len(frame) // 300, 5, 15))
     model = RootCauseModel(embedder, random_state=random_state,
                            min_cluster_size=min_cluster_size, **model_params)
     topics = model.fit_predict(texts, embeddings=embeddings)
@@ -175,14 +176,15 @@ def get_root_cause(root_cause_id: int, *, since: date | None = None, until: date
 
 def find_incidents(frame: pd.DataFrame, *, embedder: Any = None, window_hours: float = 72.0,
                    min_similarity: float = 0.8, max_distance_m: float = 100.0,
-                   min_size: int = 2) -> list[dict[str, Any]]:
+                   min_size: int = 2, limit: int | None = None) -> list[dict[str, Any]]:
     """Incidents (merged near-duplicates) of a frame of appeals, largest first."""
     embedder = embedder or Usem3Embedder()
     topic_column = _label_column(frame, _TOPIC_LABELS)
     merger = IncidentMerger(embedder, window_hours=window_hours, min_similarity=min_similarity,
                             max_distance_m=max_distance_m, topic_column=topic_column)
     labels = merger.fit_predict(frame)
-    incidents = summarize_incidents(frame, labels, min_size=min_size, topic_column=topic_column)
+    incidents = summarize_incidents(frame, labels, min_size=min_size, topic_column=topic_column,
+                                    limit=limit)
     return [incident.to_dict() for incident in incidents]
 
 
@@ -192,11 +194,17 @@ def list_incidents(*, since: date | None = None, until: date | None = None,
                    min_size: int = 2, limit: int = 100) -> dict[str, Any]:
     """Incidents of a period (``GET /v1/incidents``): totals and the largest ``limit``."""
     frame = load_appeals(data, since=since, until=until, territory=territory)
-    incidents = find_incidents(frame, window_hours=window_hours, min_similarity=min_similarity,
-                               min_size=min_size)
-    merged = sum(incident["size"] for incident in incidents)
-    return {"n_appeals": len(frame), "n_incidents": len(incidents), "n_merged_appeals": merged,
-            "incidents": incidents[:limit]}
+    embedder = Usem3Embedder()
+    topic_column = _label_column(frame, _TOPIC_LABELS)
+    merger = IncidentMerger(embedder, window_hours=window_hours, min_similarity=min_similarity,
+                            topic_column=topic_column)
+    labels = merger.fit_predict(frame)
+    sizes = np.bincount(labels)
+    incidents = summarize_incidents(frame, labels, min_size=min_size, topic_column=topic_column,
+                                    limit=limit)
+    return {"n_appeals": len(frame), "n_incidents": int((sizes >= min_size).sum()),
+            "n_merged_appeals": int(sizes[sizes >= min_size].sum()),
+            "incidents": [incident.to_dict() for incident in incidents]}
 
 
 def write_root_cause_report(out: str | Path, *, since: date | None = None,

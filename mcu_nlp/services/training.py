@@ -25,9 +25,14 @@ def new_version() -> str:
 
 
 def train_bundle(
-    frame: pd.DataFrame, *, labels: Sequence[str], version: str, out_dir: Path,
+    frame: pd.DataFrame,
+    *,
+    labels: Sequence[str],
+    version: str,
+    out_dir: Path,
     validation_frame: pd.DataFrame | None = None,
-    context_columns: Sequence[str] = DEFAULT_CONTEXT, model: str = DEFAULT_MODEL,
+    context_columns: Sequence[str] = DEFAULT_CONTEXT,
+    model: str = DEFAULT_MODEL,
     test_frame: pd.DataFrame | None = None,
 ) -> ModelBundle:
     """Fit one classifier per label, choose its routing threshold on validation, save the bundle.
@@ -53,20 +58,30 @@ def train_bundle(
         fit_part = _labelled(frame, label)
         validation_part = _labelled(validation_frame, label)
         if len(fit_part) < MIN_ROWS_PER_LABEL or validation_part.empty:
-            raise ValueError(f"label {label!r}: {len(fit_part)} training and "
-                             f"{len(validation_part)} validation rows are too few")
+            raise ValueError(
+                f"label {label!r}: {len(fit_part)} training and "
+                f"{len(validation_part)} validation rows are too few"
+            )
         classifier = make_classifier(model, context_columns=context).fit(
-            fit_part, fit_part[label].to_numpy(), X_calibration=validation_part,
-            y_calibration=validation_part[label].to_numpy())
+            fit_part,
+            fit_part[label].to_numpy(),
+            X_calibration=validation_part,
+            y_calibration=validation_part[label].to_numpy(),
+        )
         validation_proba = classifier.predict_proba(validation_part)
-        thresholds[label] = choose_threshold(validation_part[label].to_numpy(), validation_proba,
-                                             classifier.classes_)
-        metrics[label] = {"validation": _report(validation_part, label, validation_proba,
-                                                classifier, thresholds[label])}
+        thresholds[label] = choose_threshold(
+            validation_part[label].to_numpy(), validation_proba, classifier.classes_
+        )
+        metrics[label] = {
+            "validation": _report(
+                validation_part, label, validation_proba, classifier, thresholds[label]
+            )
+        }
         if test_frame is not None and not _labelled(test_frame, label).empty:
             test_part = _labelled(test_frame, label)
-            metrics[label]["test"] = _report(test_part, label, classifier.predict_proba(test_part),
-                                             classifier, thresholds[label])
+            metrics[label]["test"] = _report(
+                test_part, label, classifier.predict_proba(test_part), classifier, thresholds[label]
+            )
         models[label] = classifier
     bundle = ModelBundle(models, version=version, thresholds=thresholds, metrics=metrics)
     bundle.save(out_dir)
@@ -78,15 +93,23 @@ def _labelled(frame: pd.DataFrame, label: str) -> pd.DataFrame:
     return frame[keep].reset_index(drop=True)
 
 
-def _report(part: pd.DataFrame, label: str, proba: Any, classifier: Any,
-            threshold: float) -> dict[str, Any]:
-    report = quality_report(part[label].to_numpy(), proba, classifier.classes_,
-                            threshold=threshold).as_dict()
+def _report(
+    part: pd.DataFrame, label: str, proba: Any, classifier: Any, threshold: float
+) -> dict[str, Any]:
+    report = quality_report(
+        part[label].to_numpy(), proba, classifier.classes_, threshold=threshold
+    ).as_dict()
     return {k: (None if isinstance(v, float) and v != v else v) for k, v in report.items()}
 
 
-def train_reference_bundle(*, dataset: str, labels: Sequence[str], version: str | None,
-                           out: Path | None, console: Any = None) -> tuple[ModelBundle, Path]:
+def train_reference_bundle(
+    *,
+    dataset: str,
+    labels: Sequence[str],
+    version: str | None,
+    out: Path | None,
+    console: Any = None,
+) -> tuple[ModelBundle, Path]:
     """Train on the reference data set's protocol train part; record test figures."""
     if dataset != "spb":
         raise ValueError(f"unknown dataset {dataset!r}; known: spb")
@@ -96,8 +119,16 @@ def train_reference_bundle(*, dataset: str, labels: Sequence[str], version: str 
     version = version or new_version()
     path = out or get_settings().model_store / version
     if console is not None:
-        console.print(f"training {', '.join(labels)} on {len(split.fit)} appeals, "
-                      f"validating on {len(split.validation)}, testing on {len(split.test)}")
-    bundle = train_bundle(split.fit, labels=labels, version=version, out_dir=path,
-                          validation_frame=split.validation, test_frame=split.test)
+        console.print(
+            f"training {', '.join(labels)} on {len(split.fit)} appeals, "
+            f"validating on {len(split.validation)}, testing on {len(split.test)}"
+        )
+    bundle = train_bundle(
+        split.fit,
+        labels=labels,
+        version=version,
+        out_dir=path,
+        validation_frame=split.validation,
+        test_frame=split.test,
+    )
     return bundle, path

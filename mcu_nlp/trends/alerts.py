@@ -121,9 +121,19 @@ class TrendAlert:
             "last_day": self.last_day.isoformat(), "observed": self.observed,
             "expected": round(self.expected, 2), "rules": list(self.rules),
             "days": [{"day": d.day.isoformat(), "observed": d.observed,
-                      "expected": round(d.expected, 2), "upper": d.upper,
+                      "expected": d.expected, "upper": d.upper,
                       "p_value": d.p_value, "rule": d.rule} for d in self.days],
         }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrendAlert:
+        """Rebuild an alert from :meth:`as_dict` output (the explanation is not restored)."""
+        days = tuple(AlarmDay(day=date.fromisoformat(d["day"]), observed=int(d["observed"]),
+                              expected=float(d["expected"]), upper=float(d["upper"]),
+                              p_value=float(d["p_value"]), rule=str(d["rule"]))
+                     for d in data["days"])
+        return cls(dimension=data["dimension"], value=data["value"], days=days,
+                   status=AlertStatus(data.get("status", AlertStatus.NEW)))
 
 
 def merge_alerts(existing: Iterable[TrendAlert], new: Iterable[TrendAlert], *,

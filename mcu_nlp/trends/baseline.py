@@ -101,11 +101,13 @@ def _moment_dispersion(y: np.ndarray, mu: np.ndarray, weights: np.ndarray) -> fl
     return max(numerator / denominator, 0.0) if denominator > 0 else 0.0
 
 
-def _fit(y: np.ndarray, X: np.ndarray, weights: np.ndarray):
+def _fit(y: np.ndarray, X: np.ndarray, weights: np.ndarray, *, trimmed: bool = False):
+    # trimmed: down-weighted days (past outbreaks) do not count in the dispersion at all.
+    spread_weights = np.where(weights < 1.0, 0.0, 1.0) if trimmed else weights
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         poisson = sm.GLM(y, X, family=sm.families.Poisson(), var_weights=weights).fit()
-        dispersion = _moment_dispersion(y, poisson.fittedvalues, weights)
+        dispersion = _moment_dispersion(y, poisson.fittedvalues, spread_weights)
         if dispersion <= 1e-3:
             return poisson, 0.0, "poisson"
         try:
@@ -114,7 +116,7 @@ def _fit(y: np.ndarray, X: np.ndarray, weights: np.ndarray):
                 start_params=poisson.params)
             if not np.all(np.isfinite(result.params)):
                 raise ValueError("non-finite NB coefficients")
-            dispersion = _moment_dispersion(y, result.fittedvalues, weights)
+            dispersion = _moment_dispersion(y, result.fittedvalues, spread_weights)
             return result, max(dispersion, _MIN_DISPERSION), "negbin"
         except (ValueError, np.linalg.LinAlgError, FloatingPointError):
             quasi = sm.GLM(y, X, family=sm.families.Poisson(),
@@ -132,6 +134,7 @@ def forecast_day(
     trend_p: float = 0.05,
     recent_days: int = 14,
     reweight_passes: int = 1,
+    trimmed_dispersion: bool = False,
 ) -> CountForecast:
     """Forecast the day after a baseline window.
 
@@ -144,6 +147,7 @@ def forecast_day(
         trend_p: Keep the trend only below this p-value.
         recent_days: Days at the end of the window that ``recent_shift`` sums over.
         reweight_passes: Most down-weighting rounds (each one refits).
+        trimmed_dispersion: Leave down-weighted days out of the dispersion estimate.
     """
     y = np.asarray(counts, dtype=float)
     window = len(y)
@@ -157,7 +161,8 @@ def forecast_day(
             keep = keep[keep != 1]
         if target_type < SUNDAY_TYPE and (2 + target_type) not in keep:
             keep = keep[keep < 2]  # the target's day type is unseen: no day-type terms at all
-        result, dispersion, method = _fit(y, X_full[:, keep], weights)
+        result, dispersion, method = _fit(y, X_full[:, keep], weights,
+                                          trimmed=trimmed_dispersion)
         return result, dispersion, method, keep
 
     weights = np.ones(window)

@@ -2,15 +2,14 @@
 
 Citizens write less on Sundays and on public holidays alike (1 January 2021: 103 SPb reports
 against about 300 on a working day), so a holiday is modelled as a Sunday. The holiday list comes
-from the project's production calendar (:mod:`mcu_nlp.calendar`) when it is installed, else
-straight from the ``holidays`` library; both include the transferred days off.
+from the project's production calendar (:mod:`mcu_nlp.calendar`, on the ``holidays`` library),
+transferred days off included.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from datetime import date
-from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -20,17 +19,8 @@ SUNDAY_TYPE = 6
 DAY_TYPE_NAMES = ("пн", "вт", "ср", "чт", "пт", "сб", "вс/праздник")
 
 
-@lru_cache(maxsize=1)
 def _default_is_holiday() -> Callable[[date], bool]:
-    try:
-        from mcu_nlp.calendar import is_holiday  # the project's production calendar
-    except ImportError:
-        import holidays
-
-        russia = holidays.Russia()  # expands years lazily on lookup
-
-        def is_holiday(day: date) -> bool:
-            return day in russia
+    from mcu_nlp.calendar import is_holiday  # the project's production calendar
 
     return is_holiday
 

@@ -70,6 +70,7 @@ class NegativeBinomialDetector:
         sparse_alpha: Level of the sparse rule's exact Poisson test.
         min_count: Fewest messages on a day for any daily alarm.
         reweight_passes: Rounds of down-weighting baseline outliers (Farrington: one).
+        trimmed_dispersion: Leave down-weighted (outbreak) days out of the dispersion estimate.
         is_holiday: Holiday test; default the Russian production calendar.
     """
 
@@ -77,7 +78,7 @@ class NegativeBinomialDetector:
                  recent_days: int = 14, shift_z: float = 3.0, trend: bool = True,
                  cusum_k: float = 0.5, cusum_h: float = 5.0, cusum_cap: float = 3.0,
                  sparse_mean: float = 2.0, sparse_alpha: float = 0.001, min_count: int = 5,
-                 reweight_passes: int = 1,
+                 reweight_passes: int = 1, trimmed_dispersion: bool = False,
                  is_holiday: Callable[[date], bool] | None = None) -> None:
         self.alpha = alpha
         self.max_window = max_window
@@ -92,6 +93,7 @@ class NegativeBinomialDetector:
         self.sparse_alpha = sparse_alpha
         self.min_count = min_count
         self.reweight_passes = reweight_passes
+        self.trimmed_dispersion = trimmed_dispersion
         self.is_holiday = is_holiday
 
     def assess(self, counts: pd.Series, *, start: date | str | None = None,
@@ -157,7 +159,8 @@ class NegativeBinomialDetector:
         try:
             return forecast_day(values[lo:position], types[lo:position], int(types[position]),
                                 trend=self.trend, recent_days=self.recent_days,
-                                reweight_passes=self.reweight_passes)
+                                reweight_passes=self.reweight_passes,
+                                trimmed_dispersion=self.trimmed_dispersion)
         except (ValueError, np.linalg.LinAlgError) as error:  # degenerate window
             baseline = values[lo:position]
             mean = max(float(baseline.mean()), 0.5 / len(baseline))
