@@ -114,4 +114,5 @@ def test_summaries_cover_merged_appeals_with_masked_text(week, week_vectors) -> 
     top = incidents[0].to_dict()
     assert top["size"] == len(top["appeal_ids"]) >= 2 and top["first_seen"] <= top["last_seen"]
     assert top["topic"] in set(week["reason"])
-    assert summarize_incidents(week, labels, topic_column="reason", limit=3) == incidents[:3]
+    assert summarize_incidents(week, labels, topic_column="reason", territory_column="district",
+                               limit=3) == incidents[:3]

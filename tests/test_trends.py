@@ -133,7 +133,7 @@ def test_stationary_poisson_series_alarms_at_most_at_the_nominal_rate(mean: floa
     series = poisson_series(mean, 91, seed)
     detector = NegativeBinomialDetector()
     result = detector.assess(series, start=series.index[56])
-    # 35 days at a nominal daily rate of about 1 % (alpha 0.005 plus the CUSUM): more than
+    # 35 days at a nominal daily rate below 1 % (alpha 0.002 plus the CUSUM): more than
     # 3 alarm days has a probability below 0.1 % under the null.
     assert result["alarm"].sum() <= 3, result[result["alarm"]]
 
@@ -229,8 +229,9 @@ def test_explanation_ranks_the_injected_place_and_word_first(injected) -> None:
     why = explained.explanation
     assert why.drivers["territory"][0].value == "Курортный"
     assert why.drivers["territory"][0].share > 0.5
-    injected_words = {"брошенный", "бросить", "самокат", "лежать", "тротуар", "звонить"}
-    top = [w.word for w in why.words[:3]]
+    # every lemma of the injected text, none of which the real appeals use as often
+    injected_words = {"брошенный", "бросить", "самокат", "лежать", "тротуар", "дом", "звонить"}
+    top = [w.word for w in why.words[:5]]
     assert "самокат" in top and set(top) <= injected_words, top
     assert not why.examples_withheld and why.examples
     assert "самокат" in why.examples[0]

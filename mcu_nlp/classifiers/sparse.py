@@ -126,12 +126,16 @@ class SparseTextClassifier(ClassifierMixin, BaseEstimator):
         else:
             coef[present], intercept[present] = model.coef_, model.intercept_
         self.coef_ = coef
+        self._coef_by_feature = None
         self.intercept_ = intercept
 
     # ---------------------------------------------------------------- prediction
     def _parts(self, frame: Any) -> tuple[np.ndarray, list[np.ndarray], np.ndarray | None]:
         texts = texts_of(frame)
-        decision = self.featurizer_.transform(texts) @ self.coef_.T + self.intercept_
+        if getattr(self, "_coef_by_feature", None) is None:
+            # sparse @ dense copies a non-contiguous operand on every call; keep one copy instead.
+            self._coef_by_feature = np.ascontiguousarray(self.coef_.T)
+        decision = self.featurizer_.transform(texts) @ self._coef_by_feature + self.intercept_
         context = [
             prior.log_likelihood(frame[column].tolist())
             for prior, column in zip(self.priors_, self.context_columns, strict=True)

@@ -18,7 +18,7 @@ from mcu_nlp.root_causes.places import places_of
 OUTLIER = -1
 _GROWTH = 1.25  # share ratio (second half / first half) that counts as a change
 _SIGNIFICANCE = 0.05
-_MAX_TEXT_PLACES = 100  # address-less appeals per cluster sent to entity extraction (~0.1 s each)
+_MAX_TEXT_PLACES = 30  # address-less appeals per cluster sent to entity extraction (~0.1 s each)
 
 
 @dataclass(slots=True)
@@ -95,14 +95,18 @@ def _masker() -> Callable[[str], str]:
 
 
 def title_of(words: Sequence[str], n: int = 3) -> str:
-    """A readable title from topic words: the leading phrase plus words it does not contain."""
+    """A readable title from topic words: leading words and phrases that add a new word."""
     chosen: list[str] = []
+    seen: set[str] = set()
     for word in words:
         if len(chosen) == n:
             break
-        if any(word in kept.split() or set(word.split()) <= set(kept.split()) for kept in chosen):
+        tokens = word.split()
+        # «график уборка» after «уборка, график», or «убрать убрать», adds nothing
+        if not tokens or set(tokens) <= seen or len(set(tokens)) < len(tokens):
             continue
         chosen.append(word)
+        seen.update(tokens)
     title = ", ".join(chosen) or "без ключевых слов"
     return title[:1].upper() + title[1:]
 

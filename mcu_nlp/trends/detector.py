@@ -69,16 +69,17 @@ class NegativeBinomialDetector:
         sparse_mean: Baseline mean per day below which the sparse rule is used.
         sparse_alpha: Level of the sparse rule's exact Poisson test.
         min_count: Fewest messages on a day for any daily alarm.
-        reweight_passes: Rounds of down-weighting baseline outliers (Farrington: one).
+        reweight_passes: Rounds of down-weighting baseline outliers (Farrington uses one; more
+            unmask smaller outbreaks hidden behind a big one).
         trimmed_dispersion: Leave down-weighted (outbreak) days out of the dispersion estimate.
         is_holiday: Holiday test; default the Russian production calendar.
     """
 
-    def __init__(self, *, alpha: float = 0.005, max_window: int = 56, min_window: int = 28,
+    def __init__(self, *, alpha: float = 0.002, max_window: int = 56, min_window: int = 28,
                  recent_days: int = 14, shift_z: float = 3.0, trend: bool = True,
-                 cusum_k: float = 0.5, cusum_h: float = 5.0, cusum_cap: float = 3.0,
+                 cusum_k: float = 0.5, cusum_h: float = 6.0, cusum_cap: float = 3.0,
                  sparse_mean: float = 2.0, sparse_alpha: float = 0.001, min_count: int = 5,
-                 reweight_passes: int = 1, trimmed_dispersion: bool = False,
+                 reweight_passes: int = 3, trimmed_dispersion: bool = True,
                  is_holiday: Callable[[date], bool] | None = None) -> None:
         self.alpha = alpha
         self.max_window = max_window

@@ -259,7 +259,7 @@ def _word_shifts(alert_docs: list[frozenset[str]], base_docs: list[frozenset[str
         if z > 0:
             shifts.append(WordShift(word=word, z=z, alert_messages=y_alert,
                                     baseline_messages=y_base))
-    shifts.sort(key=lambda s: s.z, reverse=True)
+    shifts.sort(key=lambda s: (-s.z, s.word))  # ties by word, so runs repeat exactly
     return tuple(shifts[:top])
 
 
