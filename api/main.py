@@ -22,7 +22,7 @@ from api.batcher import MicroBatcher
 from api.deps import AnyCaller, AppServices, KeyCache
 from api.metrics import Metrics
 from api.middleware import LimitsAndMetrics
-from api.routers import admin, appeals, classify, queue, system
+from api.routers import admin, alerts, appeals, classify, queue, reports, root_causes, system
 from mcu_nlp.routing.rules import load_rules
 from mcu_nlp.routing.urgency import load_lexicon
 from mcu_nlp.services.classify import ClassifyService, RulesHolder
@@ -111,7 +111,7 @@ def create_app(settings: Settings | None = None, *, services: AppServices | None
                               "control center (МЦУ). Send an API key as X-API-Key or "
                               "Authorization: Bearer; only /health is open.")
     app.state.services = services
-    for module in (system, classify, appeals, queue, admin):
+    for module in (system, classify, appeals, queue, admin, root_causes, alerts, reports):
         app.include_router(module.router)
     _add_docs(app)
 

@@ -45,6 +45,10 @@ def alerts(
         "--resolved/--open-only", help="Also list rises that ended before --date.")] = False,
     limit: Annotated[int, typer.Option("--limit", min=1, help="Alerts to print.")] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+    store: Annotated[bool, typer.Option(
+        "--store", help="Keep the alerts in the store (merged with the stored ones, as the API "
+                        "does); without --data, read the store's appeals when it holds any.")
+    ] = False,
 ) -> None:
     """List the rises in message counts on --date, with expected vs observed and their causes."""
     from rich.console import Console
@@ -54,8 +58,10 @@ def alerts(
 
     as_of = _day(day)
     try:
-        frame = load_frame(data)
-        found = scan_alerts(frame, as_of=as_of, lookback_days=lookback)
+        if store:
+            found = _scan_into_store(data, as_of, lookback)
+        else:
+            found = scan_alerts(load_frame(data), as_of=as_of, lookback_days=lookback)
     except (FileNotFoundError, ValueError, KeyError) as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None
@@ -99,6 +105,24 @@ def alerts(
             console.print("[dim]examples withheld: no personal-data masker installed[/]")
         for text in alert.explanation.examples:
             console.print(f"  «{text}»", markup=False)
+
+
+def _scan_into_store(data: Path | None, as_of: date, lookback: int) -> list:
+    """Scan and store the alerts (``--store``); prints what changed in the store."""
+    from mcu_nlp.services.alerts import scan_and_store
+    from mcu_nlp.services.reporting import load_appeals_frame
+    from mcu_nlp.settings import get_settings
+    from mcu_nlp.storage import Store
+
+    frame = load_frame(data) if data is not None else load_appeals_frame()
+    target = Store.from_url(get_settings().store_url)
+    try:
+        outcome = scan_and_store(target, frame, as_of=as_of, lookback_days=lookback, actor="cli")
+    finally:
+        target.dispose()
+    typer.echo(f"store: {len(outcome.created)} new, {len(outcome.updated)} updated, "
+               f"{len(outcome.resolved)} resolved alerts", err=True)
+    return outcome.alerts
 
 
 def register(app: typer.Typer) -> None:

@@ -1,0 +1,105 @@
+"""``/v1/alerts``: rises in message counts, why they happen, and acknowledging them (analysts)."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Body, HTTPException, Query, status
+from fastapi import Path as PathParam
+
+from api import schemas
+from api import schemas_analytics as out
+from api.analytics import Analyst, Analytics, EmptyStore, http_error
+from api.deps import Services
+from mcu_nlp.services.alerts import (
+    AlertNotFound,
+    AlertTransitionError,
+    StoredAlert,
+    acknowledge_alert,
+    list_alerts,
+    scan_and_store,
+)
+from mcu_nlp.trends.counts import default_dimensions
+
+router = APIRouter(prefix="/v1/alerts", tags=["alerts"])
+
+MIN_HISTORY_DAYS = 28  # the baseline model needs four weeks before the day assessed
+AlertId = Annotated[int, PathParam(ge=1, le=2**31 - 1)]
+
+
+def alert_out(alert: StoredAlert) -> out.AlertOut:
+    """API view of a stored alert."""
+    return out.AlertOut(id=alert.id, key=alert.key, dimension=alert.dimension, value=alert.value,
+                        title=alert.title, status=alert.status, first_day=alert.first_day,
+                        last_day=alert.last_day, observed=alert.observed,
+                        expected=alert.expected, excess=alert.excess, rules=alert.rules,
+                        days=[out.AlarmDayOut(**d) for d in alert.days],
+                        explanation=alert.explanation,
+                        status_changed_by=alert.status_changed_by)
+
+
+def _dimensions() -> list[str]:
+    return sorted({d.name for d in default_dimensions()} | {"total"})
+
+
+@router.get("", response_model=out.AlertsOut, responses={422: {"model": schemas.ErrorOut}})
+def alerts(services: Services, _: Analyst,
+           status_: Annotated[Literal["new", "acknowledged", "resolved"] | None,
+                              Query(alias="status")] = None,
+           since: Annotated[date | None, Query(description="Rises going on at or after.")] = None,
+           until: Annotated[date | None, Query(description="Rises started by this day.")] = None,
+           dimension: Annotated[str | None, Query(max_length=64,
+                                                  description="topic_group, topic, department, "
+                                                              "territory, channel, total")] = None,
+           limit: Annotated[int, Query(ge=1, le=500)] = 50,
+           offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0) -> out.AlertsOut:
+    """Stored alerts, largest excess first, with their explanations."""
+    if since and until and since > until:
+        raise HTTPException(422, f"since ({since}) is after until ({until})")
+    if dimension is not None and dimension not in _dimensions():
+        raise HTTPException(422, f"unknown dimension {dimension!r}; use one of {_dimensions()}")
+    page = list_alerts(services.store, status=status_, since=since, until=until,
+                       dimension=dimension, limit=limit, offset=offset)
+    return out.AlertsOut(total=page.total, items=[alert_out(a) for a in page.items])
+
+
+@router.post("/scan", response_model=out.ScanOut,
+             responses={409: {"model": schemas.ErrorOut}, 422: {"model": schemas.ErrorOut}})
+def scan(services: Services, analytics: Analytics, who: Analyst,
+         day: Annotated[date | None, Query(alias="date", description=(
+             "Day to assess (default: the newest appeal's day)."))] = None,
+         lookback: Annotated[int, Query(ge=1, le=60)] = 7) -> out.ScanOut:
+    """Run the detector on the stored appeals as of ``date`` and store what it finds (audited)."""
+    try:
+        first, last = analytics.span()
+        as_of = day or last
+        if as_of > last:
+            raise HTTPException(422, f"date {as_of} is after the newest stored appeal ({last}); "
+                                     "days without data would read as a fall to zero")
+        if (as_of - first).days < MIN_HISTORY_DAYS:
+            raise HTTPException(422, f"date {as_of} leaves less than {MIN_HISTORY_DAYS} days of "
+                                     f"history (data start {first}); the baseline needs them")
+        outcome = scan_and_store(services.store, analytics.frame(), as_of=as_of,
+                                 lookback_days=lookback, actor=who.actor)
+    except EmptyStore as exc:
+        raise http_error(exc) from exc
+    still_open = list_alerts(services.store, status=("new", "acknowledged"), limit=500)
+    return out.ScanOut(as_of=as_of, created=outcome.created, updated=outcome.updated,
+                       resolved=outcome.resolved,
+                       open=[alert_out(a) for a in still_open.items])
+
+
+@router.post("/{alert_id}/ack", response_model=out.AlertOut,
+             responses={404: {"model": schemas.ErrorOut}, 409: {"model": schemas.ErrorOut}})
+def acknowledge(alert_id: AlertId, services: Services, who: Analyst,
+                body: Annotated[out.AlertAckIn | None, Body()] = None) -> out.AlertOut:
+    """Mark a new alert acknowledged (audited); acknowledging again changes nothing."""
+    try:
+        alert = acknowledge_alert(services.store, alert_id, actor=who.actor,
+                                  comment=body.comment if body else "")
+    except AlertNotFound as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+    except AlertTransitionError as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+    return alert_out(alert)
