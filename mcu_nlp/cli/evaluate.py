@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 console = Console()
+_MODEL_HELP = "sparse | embedding | ensemble | transformer | transformer-ensemble"
 
 _PART_COLUMNS = (
     "accuracy",
@@ -66,7 +67,7 @@ def register(app: typer.Typer) -> None:
             "--context",
             help="Categorical input known at filing time (repeatable); default for spb: district.",
         ),
-        model: str = typer.Option("sparse", "--model", help="sparse | embedding | ensemble"),
+        model: str = typer.Option("sparse", "--model", help=_MODEL_HELP),
         json_out: Path | None = typer.Option(None, "--json", help="Write the figures here."),
         save_model: Path | None = typer.Option(
             None, "--save-model", help="Also save the evaluated model here."
@@ -108,11 +109,17 @@ def register(app: typer.Typer) -> None:
         out: Path | None = typer.Option(
             None, "--out", help="Bundle folder (default: model store)."
         ),
+        model: str = typer.Option("sparse", "--model", help=_MODEL_HELP),
     ) -> None:
         """Train a model version (a classifier per label + thresholds) on the train part."""
         from mcu_nlp.services.training import train_reference_bundle
 
         bundle, path = train_reference_bundle(
-            dataset=dataset, labels=labels.split(","), version=version, out=out, console=console
+            dataset=dataset,
+            labels=labels.split(","),
+            version=version,
+            out=out,
+            console=console,
+            model=model,
         )
         console.print(f"model version [bold]{bundle.version}[/bold] written to {path}")

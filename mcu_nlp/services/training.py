@@ -109,6 +109,7 @@ def train_reference_bundle(
     version: str | None,
     out: Path | None,
     console: Any = None,
+    model: str = DEFAULT_MODEL,
 ) -> tuple[ModelBundle, Path]:
     """Train on the reference data set's protocol train part; record test figures."""
     if dataset != "spb":
@@ -130,5 +131,6 @@ def train_reference_bundle(
         out_dir=path,
         validation_frame=split.validation,
         test_frame=split.test,
+        model=model,
     )
     return bundle, path
