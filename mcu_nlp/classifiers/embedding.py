@@ -17,7 +17,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.utils.validation import check_is_fitted
 
 from mcu_nlp.artifacts import Artifact, data_hash, load_artifact, save_artifact
-from mcu_nlp.classifiers.base import as_frame, texts_of
+from mcu_nlp.classifiers.base import as_frame, calibration_parts, texts_of
 from mcu_nlp.embeddings.base import SentenceEmbedder
 
 KIND = "embedding-logreg"
@@ -63,14 +63,10 @@ class EmbeddingClassifier(ClassifierMixin, BaseEstimator):
         y_calibration: Sequence[Any] | None = None,
     ) -> Self:
         """Fit the regression on ``X`` and its temperature on the calibration set (or tail)."""
-        vectors, labels = self._embed(X), np.asarray(y, dtype=object)
-        if X_calibration is None:
-            n_hold = max(1, int(round(len(labels) * self.calibration_share)))
-            cal_vectors, cal_labels = vectors[-n_hold:], labels[-n_hold:]
-            vectors, labels = vectors[:-n_hold], labels[:-n_hold]
-        else:
-            cal_vectors = self._embed(X_calibration)
-            cal_labels = np.asarray(y_calibration, dtype=object)
+        frame, labels, calibration, cal_labels = calibration_parts(
+            as_frame(X), np.asarray(y, dtype=object), X_calibration, y_calibration,
+            self.calibration_share)
+        vectors, cal_vectors = self._embed(frame), self._embed(calibration)
         model = LogisticRegression(C=self.C, max_iter=500).fit(vectors, labels)
         self.classes_ = np.array(
             sorted(set(labels.tolist()) | set(cal_labels.tolist()), key=str), dtype=object

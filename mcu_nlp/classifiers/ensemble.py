@@ -17,7 +17,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.utils.validation import check_is_fitted
 
 from mcu_nlp.artifacts import Artifact, load_artifact, save_artifact
-from mcu_nlp.classifiers.base import AppealClassifier, as_frame
+from mcu_nlp.classifiers.base import AppealClassifier, as_frame, calibration_parts
 
 KIND = "ensemble"
 
@@ -46,12 +46,9 @@ class EnsembleClassifier(ClassifierMixin, BaseEstimator):
         """Fit every member, then the pooling weights on the calibration set."""
         if not self.members:
             raise ValueError("an ensemble needs at least one member")
-        frame, labels = as_frame(X), np.asarray(y, dtype=object)
-        if X_calibration is None:
-            n_hold = max(1, int(round(len(labels) * self.calibration_share)))
-            X_calibration, y_calibration = frame.iloc[-n_hold:], labels[-n_hold:]
-            frame, labels = frame.iloc[:-n_hold], labels[:-n_hold]
-        cal_labels = np.asarray(y_calibration, dtype=object)
+        frame, labels, X_calibration, cal_labels = calibration_parts(
+            as_frame(X), np.asarray(y, dtype=object), X_calibration, y_calibration,
+            self.calibration_share)
         self.members_ = [
             clone(member).fit(frame, labels, X_calibration=X_calibration, y_calibration=cal_labels)
             for member in self.members

@@ -17,7 +17,7 @@ from sklearn.svm import LinearSVC
 from sklearn.utils.validation import check_is_fitted
 
 from mcu_nlp.artifacts import Artifact, data_hash, load_artifact, save_artifact
-from mcu_nlp.classifiers.base import as_frame, texts_of
+from mcu_nlp.classifiers.base import as_frame, calibration_parts, texts_of
 from mcu_nlp.classifiers.calibration import StackCalibration, log_proba_from_decision
 from mcu_nlp.classifiers.context import ContextPrior, DuplicateMemory
 from mcu_nlp.classifiers.features import DEFAULT_BLOCKS, NgramSpec, TextFeaturizer
@@ -69,18 +69,10 @@ class SparseTextClassifier(ClassifierMixin, BaseEstimator):
         y_calibration: Sequence[Any] | None = None,
     ) -> Self:
         """Fit on ``X``/``y``; calibrate on the given set or on the tail of ``X``."""
-        frame = as_frame(X, self.context_columns)
-        labels = np.asarray(y, dtype=object)
-        if len(frame) != len(labels):
-            raise ValueError(f"X has {len(frame)} rows, y has {len(labels)}")
-        if X_calibration is None:
-            n_hold = int(round(len(frame) * self.calibration_share))
-            if n_hold < 1 or len(frame) - n_hold < 2:
-                raise ValueError("too few rows to hold out a calibration part")
-            X_calibration, y_calibration = frame.iloc[-n_hold:], labels[-n_hold:]
-            frame, labels = frame.iloc[:-n_hold], labels[:-n_hold]
-        calibration = as_frame(X_calibration, self.context_columns)
-        calibration_labels = np.asarray(y_calibration, dtype=object)
+        frame, labels, calibration, calibration_labels = calibration_parts(
+            as_frame(X, self.context_columns), np.asarray(y, dtype=object), X_calibration,
+            y_calibration, self.calibration_share)
+        calibration = as_frame(calibration, self.context_columns)
 
         self.classes_ = np.array(
             sorted(set(labels.tolist()) | set(calibration_labels.tolist()), key=str), dtype=object
