@@ -26,6 +26,7 @@ from mcu_nlp.classifiers.base import as_frame, texts_of
 log = logging.getLogger(__name__)
 
 KIND = "transformer_classifier"
+_PACE_FROM, _PACE_TO = 50, 150  # steps between which the time budget measures the pace
 _WORD_EMBEDDINGS = "embeddings.word_embeddings.weight"
 _HEAD = ("head.weight", "head.bias")
 _PARAMS = ("max_length", "epochs", "batch_size", "learning_rate", "head_learning_rate",
@@ -329,15 +330,16 @@ class TransformerClassifier:
                 scaler.update()
                 scheduler.step()
                 step += 1
-                if self.time_budget_s and step in (10, 40):
-                    # Fit the decay to the budget from the pace of steps 10-40 (past warm-up), so
-                    # a cut-short run still ends at a low rate; keep 10 % for validation passes.
+                if self.time_budget_s and step in (_PACE_FROM, _PACE_TO):
+                    # Fit the decay to the budget from the pace of steps 50-150: earlier steps
+                    # still carry start-up costs (kernel tuning, caches) and made the plan far
+                    # too short on a GPU. Keep 10 % of the budget for validation passes.
                     now = time.perf_counter()
-                    if step == 10:
+                    if step == _PACE_FROM:
                         pace_from = now
                     else:
                         left = 0.9 * self.time_budget_s - (now - started)
-                        steps_left = int(left / ((now - pace_from) / 30))
+                        steps_left = int(left / ((now - pace_from) / (_PACE_TO - _PACE_FROM)))
                         plan["total"] = min(plan["total"], max(step + 1, step + steps_left))
                 over_budget = bool(self.time_budget_s) and (
                     time.perf_counter() - started > self.time_budget_s)
