@@ -111,6 +111,15 @@ class ContextPrior:
             out[seen] = rows - rows.mean(axis=1, keepdims=True)
         return out
 
+    def one_hot(self, values: Sequence[Any]) -> sp.csr_matrix:
+        """One column per known value; unknown or missing values give an empty row."""
+        index = np.array([-1 if _missing(v) else self.values_.get(str(v), -1) for v in values])
+        rows = np.flatnonzero(index >= 0)
+        return sp.csr_matrix(
+            (np.ones(len(rows), dtype=np.float32), (rows, index[rows])),
+            shape=(len(index), len(self.values_)),
+        )
+
     def to_state(self, prefix: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """JSON config and arrays."""
         assert self.log_likelihood_ is not None

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Self
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.linear_model import LogisticRegression
 from sklearn.svm import LinearSVC
@@ -84,15 +85,15 @@ class SparseTextClassifier(ClassifierMixin, BaseEstimator):
         texts = texts_of(frame)
 
         self.featurizer_ = TextFeaturizer(self.blocks or DEFAULT_BLOCKS)
-        features = self.featurizer_.fit_transform(texts)
-        self._fit_linear(features, y_index)
-        self.memory_ = (
-            DuplicateMemory().fit(texts, y_index, len(self.classes_)) if self.use_memory else None
-        )
         self.priors_ = [
             ContextPrior().fit(frame[column].tolist(), y_index, len(self.classes_))
             for column in self.context_columns
         ]
+        features = self._with_context(self.featurizer_.fit_transform(texts), frame)
+        self._fit_linear(features, y_index)
+        self.memory_ = (
+            DuplicateMemory().fit(texts, y_index, len(self.classes_)) if self.use_memory else None
+        )
         self.calibration_ = StackCalibration.fit(
             np.array([index[label] for label in calibration_labels]), *self._parts(calibration)
         )
@@ -122,12 +123,26 @@ class SparseTextClassifier(ClassifierMixin, BaseEstimator):
         self.intercept_ = intercept
 
     # ---------------------------------------------------------------- prediction
+    def _with_context(self, features: sp.csr_matrix, frame: Any) -> sp.csr_matrix:
+        """Text features plus one-hot columns of the context values (district...).
+
+        The linear model then learns a per-label weight for every place, which the naive-Bayes
+        prior alone cannot: routing depends on the place as much as on the text.
+        """
+        if not self.priors_:
+            return features
+        blocks = [features]
+        for prior, column in zip(self.priors_, self.context_columns, strict=True):
+            blocks.append(prior.one_hot(frame[column].tolist()))
+        return sp.hstack(blocks, format="csr")
+
     def _parts(self, frame: Any) -> tuple[np.ndarray, list[np.ndarray], np.ndarray | None]:
         texts = texts_of(frame)
         if getattr(self, "_coef_by_feature", None) is None:
             # sparse @ dense copies a non-contiguous operand on every call; keep one copy instead.
             self._coef_by_feature = np.ascontiguousarray(self.coef_.T)
-        decision = self.featurizer_.transform(texts) @ self._coef_by_feature + self.intercept_
+        features = self._with_context(self.featurizer_.transform(texts), frame)
+        decision = features @ self._coef_by_feature + self.intercept_
         context = [
             prior.log_likelihood(frame[column].tolist())
             for prior, column in zip(self.priors_, self.context_columns, strict=True)
