@@ -58,6 +58,11 @@ class TfidfPeer:
         return sp.hstack(blocks, format="csr")
 
     def fit(self, frame, y):
+        if self.linear == "svm":
+            # 3-fold calibration needs 3 examples of a class; rarer classes are left out.
+            counts = pd.Series(y).value_counts()
+            keep = pd.Series(y).map(counts).to_numpy() >= 3
+            frame, y = frame[keep], np.asarray(y)[keep]
         X = self._features(frame, fit=True)
         if self.linear == "logreg":
             self.model = LogisticRegression(C=10.0, max_iter=300).fit(X, y)

@@ -20,11 +20,13 @@ from mcu_nlp.routing.router import RoutingDecision, route
 from mcu_nlp.routing.rules import RuleBook, RuleSubject
 from mcu_nlp.routing.urgency import Urgency, UrgencyLexicon
 from mcu_nlp.services.models import ModelHolder
+from mcu_nlp.text.normalize import EMAIL_RE, URL_RE
 
 MAX_TEXT_CHARS = 20_000
 MIN_CYRILLIC_SHARE = 0.5
 # Portals redact personal data as runs of X («XXXX XXXXXX»); they are not evidence of a language.
 _REDACTION = re.compile(r"\bX{2,}\b")
+
 
 
 class InvalidAppealText(ValueError):
@@ -54,7 +56,9 @@ def check_text(text: Any) -> str:
     if control:
         raise InvalidAppealText(f"text holds {len(control)} control characters: binary content "
                                 "is not an appeal text")
-    letters = [ch for ch in _REDACTION.sub(" ", stripped) if ch.isalpha()]
+    # Links and e-mails are Latin by nature: a Russian appeal citing ten portal links is Russian.
+    prose = EMAIL_RE.sub(" ", URL_RE.sub(" ", stripped))
+    letters = [ch for ch in _REDACTION.sub(" ", prose) if ch.isalpha()]
     if not letters and _REDACTION.search(stripped):
         raise InvalidAppealText("text is fully redacted")
     if not letters:

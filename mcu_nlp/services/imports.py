@@ -8,7 +8,7 @@ duplicates and left untouched, so re-sending a file never duplicates anything.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,31 +63,42 @@ class ImportFileError(ValueError):
 
 def import_appeals(store: Store, classifier: ClassifyService, appeals: Iterable[Appeal], *,
                    chunk_size: int = DEFAULT_CHUNK, progress: Progress | None = None,
-                   actor: str = "system", summary: ImportSummary | None = None) -> ImportSummary:
-    """Store appeals that are new, classified and routed, committing every ``chunk_size`` rows."""
+                   actor: str = "system", summary: ImportSummary | None = None,
+                   lines: Sequence[int] | None = None) -> ImportSummary:
+    """Store appeals that are new, classified and routed, committing every ``chunk_size`` rows.
+
+    ``lines`` (the source line of each appeal, as readers return them) lets a rejected appeal be
+    reported by its line.
+    """
+    line_of: dict[int, int] = {}
+    if lines is not None:
+        # Keyed by the record's identity: records are not hashable, and their metadata is stored
+        # as is, so the line travels beside them.
+        appeals = list(appeals)
+        line_of = {id(appeal): line for appeal, line in zip(appeals, lines, strict=False)}
     summary = summary if summary is not None else ImportSummary()
     chunk: list[Appeal] = []
     for appeal in appeals:
         chunk.append(appeal)
         if len(chunk) >= chunk_size:
-            _import_chunk(store, classifier, chunk, summary, actor)
+            _import_chunk(store, classifier, chunk, summary, actor, line_of)
             if progress:
                 progress(len(chunk))
             chunk = []
     if chunk:
-        _import_chunk(store, classifier, chunk, summary, actor)
+        _import_chunk(store, classifier, chunk, summary, actor, line_of)
         if progress:
             progress(len(chunk))
     return summary
 
 
 def _import_chunk(store: Store, classifier: ClassifyService, chunk: Sequence[Appeal],
-                  summary: ImportSummary, actor: str) -> None:
+                  summary: ImportSummary, actor: str, line_of: Mapping[int, int]) -> None:
     # A concurrent import of the same rows can win the race between our check and our insert;
     # then the unique constraint refuses the chunk and one retry sees those rows as duplicates.
     for attempt in (1, 2):
         try:
-            _write_chunk(store, classifier, chunk, summary, actor)
+            _write_chunk(store, classifier, chunk, summary, actor, line_of)
             return
         except IntegrityError:
             if attempt == 2:
@@ -96,7 +107,7 @@ def _import_chunk(store: Store, classifier: ClassifyService, chunk: Sequence[App
 
 
 def _write_chunk(store: Store, classifier: ClassifyService, chunk: Sequence[Appeal],
-                 summary: ImportSummary, actor: str) -> None:
+                 summary: ImportSummary, actor: str, line_of: Mapping[int, int]) -> None:
     stored: list[int] = []
     duplicates: list[int] = []
     rejected: list[RejectedRow] = []
@@ -119,7 +130,7 @@ def _write_chunk(store: Store, classifier: ClassifyService, chunk: Sequence[Appe
         rows = []
         for appeal, result in zip(fresh, results, strict=True):
             if isinstance(result, ClassificationFailure):
-                rejected.append(RejectedRow(appeal.metadata.get("_line"), str(appeal.id),
+                rejected.append(RejectedRow(line_of.get(id(appeal)), str(appeal.id),
                                             result.error))
                 continue
             assert isinstance(result, Classification)
@@ -169,4 +180,4 @@ def import_file(store: Store, classifier: ClassifyService, path: str | Path, *,
     if on_read:
         on_read(len(result.appeals))
     return import_appeals(store, classifier, result.appeals, chunk_size=chunk_size,
-                          progress=progress, actor=actor, summary=summary)
+                          progress=progress, actor=actor, summary=summary, lines=result.lines)
