@@ -37,8 +37,9 @@ def check_text(text: Any) -> str:
     """Return ``text`` stripped, or raise :class:`InvalidAppealText` saying what is wrong.
 
     Refused: non-strings, empty or whitespace-only, over 20,000 characters, control characters
-    (binary content), text with no letters, and text whose letters are mostly not Cyrillic (other
-    languages, or Russian decoded with the wrong encoding, such as ``Ð¿Ñ€Ð¸``).
+    beyond a stray one or two in a long text (binary content; stray ones are dropped), text with
+    no letters, and text whose letters are mostly not Cyrillic (other languages, or Russian
+    decoded with the wrong encoding, such as ``Ð¿Ñ€Ð¸``).
     """
     if not isinstance(text, str):
         raise InvalidAppealText(f"text must be a string, got {type(text).__name__}")
@@ -53,9 +54,11 @@ def check_text(text: Any) -> str:
                                 "wrong encoding; send UTF-8")
     control = [ch for ch in stripped if unicodedata.category(ch) in ("Cc", "Cs", "Co")
                and ch not in "\n\r\t"]
-    if control:
+    if len(control) >= 3 or len(control) * 100 > len(stripped):
         raise InvalidAppealText(f"text holds {len(control)} control characters: binary content "
                                 "is not an appeal text")
+    if control:  # a stray one (copied from a form, say) is dropped, not a reason to refuse
+        stripped = "".join(ch for ch in stripped if ch not in set(control)).strip()
     # Links and e-mails are Latin by nature: a Russian appeal citing ten portal links is Russian.
     prose = EMAIL_RE.sub(" ", URL_RE.sub(" ", stripped))
     letters = [ch for ch in _REDACTION.sub(" ", prose) if ch.isalpha()]
