@@ -11,14 +11,15 @@ from typer.testing import CliRunner
 
 from mcu_nlp.cli import app
 from mcu_nlp.evaluation.metrics import choose_threshold, quality_report
-from mcu_nlp.evaluation.protocol import duplicate_key, split_by_column, split_by_time
+from mcu_nlp.evaluation.protocol import split_by_column, split_by_time
+from mcu_nlp.text.normalize import key_text
 
 PART_KEYS = {"accuracy", "macro_f1", "weighted_f1", "top3", "coverage_at_95",
              "precision_at_threshold"}
 
 
 def test_duplicate_key_follows_eval_md() -> None:
-    assert duplicate_key("  Снег, на ДОРОГЕ!!  ул._Ленина\t5 ") == "снег на дороге ул ленина 5"
+    assert key_text("  Снег, на ДОРОГЕ!!  ул._Ленина\t5 ") == "снег на дороге ул ленина 5"
 
 
 def test_threshold_is_the_lowest_reaching_the_target() -> None:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from mcu_nlp.evaluation.protocol import duplicate_key
+from mcu_nlp.text.normalize import key_text
 
 
 def _missing(value: Any) -> bool:
@@ -25,7 +25,7 @@ def _missing(value: Any) -> bool:
 
 
 class DuplicateMemory:
-    """Label counts per normalized text (``EVAL.md``'s duplicate key)."""
+    """Label counts per normalized text (``EVAL.md``'s duplicate key, :func:`key_text`)."""
 
     def __init__(self) -> None:
         self.keys_: dict[str, int] = {}
@@ -35,7 +35,7 @@ class DuplicateMemory:
         """Count labels (as class indices) per text key."""
         rows = []
         for text in texts:
-            rows.append(self.keys_.setdefault(duplicate_key(text), len(self.keys_)))
+            rows.append(self.keys_.setdefault(key_text(text), len(self.keys_)))
         data = np.ones(len(rows), dtype=np.float32)
         self.counts_ = sp.csr_matrix((data, (rows, y_index)), shape=(len(self.keys_), n_classes))
         self.counts_.sum_duplicates()
@@ -44,7 +44,7 @@ class DuplicateMemory:
     def lookup(self, texts: Sequence[str]) -> np.ndarray:
         """Dense label counts for each text (zeros for texts never seen)."""
         assert self.counts_ is not None, "DuplicateMemory is not fitted"
-        index = np.array([self.keys_.get(duplicate_key(text), -1) for text in texts])
+        index = np.array([self.keys_.get(key_text(text), -1) for text in texts])
         out = np.zeros((len(index), self.counts_.shape[1]), dtype=np.float32)
         seen = index >= 0
         if seen.any():

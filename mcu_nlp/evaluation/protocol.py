@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from mcu_nlp.text.normalize import key_text
+
 SPB_CUTOFF = "2021-04-01"
 VALIDATION_SHARE = 0.10
 SPLIT_VALUES = ("train", "validation", "test")
-
-_LETTERS_AND_DIGITS = re.compile(r"[^\W_]+")
-
-
-def duplicate_key(text: str) -> str:
-    """EVAL.md's normalized text: lower case, non letters/digits → space, spaces collapsed."""
-    return " ".join(_LETTERS_AND_DIGITS.findall(str(text).lower()))
 
 
 @dataclass(slots=True)
@@ -42,8 +36,8 @@ class ProtocolSplit:
 
 
 def _unseen_mask(train: pd.DataFrame, test: pd.DataFrame, text_col: str) -> np.ndarray:
-    seen = set(train[text_col].astype(str).map(duplicate_key))
-    return ~test[text_col].astype(str).map(duplicate_key).isin(seen).to_numpy()
+    seen = set(train[text_col].astype(str).map(key_text))
+    return ~test[text_col].astype(str).map(key_text).isin(seen).to_numpy()
 
 
 def split_by_time(
