@@ -78,9 +78,9 @@ def _default_incidents(frame: pd.DataFrame, *, window_hours: float, min_similari
     """Incidents and their totals (as :func:`mcu_nlp.services.root_causes.list_incidents`)."""
     from mcu_nlp.embeddings import Usem3Embedder
     from mcu_nlp.incidents import IncidentMerger, summarize_incidents
-    from mcu_nlp.services.root_causes import _TOPIC_LABELS, _label_column
+    from mcu_nlp.services.root_causes import TOPIC_LABELS, label_column
 
-    topic_column = _label_column(frame, _TOPIC_LABELS)
+    topic_column = label_column(frame, TOPIC_LABELS)
     merger = IncidentMerger(Usem3Embedder(), window_hours=window_hours,
                             min_similarity=min_similarity, topic_column=topic_column)
     labels = merger.fit_predict(frame)
@@ -146,12 +146,12 @@ class AnalyticsData:
         Raises:
             EmptyStore: No appeal stored.
         """
-        from mcu_nlp.services.reporting import _frame_from_store
+        from mcu_nlp.services.reporting import frame_from_store
 
         with self._frame_lock:
             mark = self.fingerprint()
             if self._frame is None or self._frame[0] != mark:
-                frame = _frame_from_store(store_url(self.store))
+                frame = frame_from_store(store_url(self.store))
                 if frame is None:
                     raise EmptyStore("the store holds no appeals; import some first "
                                      "(POST /v1/appeals/import)")

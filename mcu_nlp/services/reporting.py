@@ -46,7 +46,7 @@ ReportFormat = Literal["docx", "html", "pdf"]
 STORE = "store"
 
 
-def _frame_from_store(url: str) -> pd.DataFrame | None:
+def frame_from_store(url: str) -> pd.DataFrame | None:
     """Every stored appeal as a frame (``label_`` from people, ``pred_`` from the latest model).
 
     Returns None when the store does not exist or holds no appeals.
@@ -124,7 +124,7 @@ def load_appeals_frame(source: str | Path | None = None) -> pd.DataFrame:
 
     settings = get_settings()
     if source is None or str(source) == STORE:
-        frame = _frame_from_store(settings.store_url)
+        frame = frame_from_store(settings.store_url)
         if frame is not None:
             log.info("read %d appeals from the store", len(frame))
             return frame

@@ -28,8 +28,8 @@ from mcu_nlp.root_causes.cards import RootCause, build_cards
 logger = logging.getLogger(__name__)
 
 # label names tried in order for the topic and the department (any municipality's export)
-_TOPIC_LABELS = ("reason", "topic", "subtopic", "category")
-_DEPARTMENT_LABELS = ("department", "executor")
+TOPIC_LABELS = ("reason", "topic", "subtopic", "category")
+DEPARTMENT_LABELS = ("department", "executor")
 
 
 @dataclass(slots=True)
@@ -55,7 +55,8 @@ def _brief(card: RootCause) -> dict[str, Any]:
     return data
 
 
-def _label_column(frame: pd.DataFrame, names: tuple[str, ...]) -> str | None:
+def label_column(frame: pd.DataFrame, names: tuple[str, ...]) -> str | None:
+    """The first ``label_<name>`` column of ``frame`` that holds any value, else ``None``."""
     for name in names:
         if f"label_{name}" in frame.columns and frame[f"label_{name}"].notna().any():
             return f"label_{name}"
@@ -132,8 +133,8 @@ def analyze_root_causes(frame: pd.DataFrame, *, embedder: Any = None, random_sta
                            min_cluster_size=min_cluster_size, **model_params)
     topics = model.fit_predict(texts, embeddings=embeddings)
     cards = build_cards(frame, topics, model.topic_words_, embeddings,
-                        topic_column=_label_column(frame, _TOPIC_LABELS),
-                        department_column=_label_column(frame, _DEPARTMENT_LABELS),
+                        topic_column=label_column(frame, TOPIC_LABELS),
+                        department_column=label_column(frame, DEPARTMENT_LABELS),
                         address_column="address", territory_column="territory",
                         random_state=random_state)
     return RootCauseAnalysis(cards=cards, n_appeals=len(frame),
@@ -179,7 +180,7 @@ def find_incidents(frame: pd.DataFrame, *, embedder: Any = None, window_hours: f
                    min_size: int = 2, limit: int | None = None) -> list[dict[str, Any]]:
     """Incidents (merged near-duplicates) of a frame of appeals, largest first."""
     embedder = embedder or Usem3Embedder()
-    topic_column = _label_column(frame, _TOPIC_LABELS)
+    topic_column = label_column(frame, TOPIC_LABELS)
     merger = IncidentMerger(embedder, window_hours=window_hours, min_similarity=min_similarity,
                             max_distance_m=max_distance_m, topic_column=topic_column)
     labels = merger.fit_predict(frame)
@@ -195,7 +196,7 @@ def list_incidents(*, since: date | None = None, until: date | None = None,
     """Incidents of a period (``GET /v1/incidents``): totals and the largest ``limit``."""
     frame = load_appeals(data, since=since, until=until, territory=territory)
     embedder = Usem3Embedder()
-    topic_column = _label_column(frame, _TOPIC_LABELS)
+    topic_column = label_column(frame, TOPIC_LABELS)
     merger = IncidentMerger(embedder, window_hours=window_hours, min_similarity=min_similarity,
                             topic_column=topic_column)
     labels = merger.fit_predict(frame)
