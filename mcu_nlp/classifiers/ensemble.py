@@ -93,6 +93,30 @@ class EnsembleClassifier(ClassifierMixin, BaseEstimator):
         """Most probable label per appeal."""
         return self.classes_[self.predict_proba(X).argmax(axis=1)]
 
+    def explain(
+        self, X: Any, *, top_k: int = 5, predicted: np.ndarray | None = None
+    ) -> list[list[tuple[str, float]]]:
+        """Words behind each prediction, from the first member that can explain itself."""
+        check_is_fitted(self, "weights_")
+        if predicted is None:
+            predicted = self.predict_proba(X).argmax(axis=1)
+        labels = self.classes_[np.asarray(predicted)]
+        for member in self.members_:
+            if hasattr(member, "explain"):
+                index = {label: i for i, label in enumerate(member.classes_.tolist())}
+                member_predicted = np.array([index.get(label, -1) for label in labels])
+                known = member_predicted >= 0
+                out: list[list[tuple[str, float]]] = [[] for _ in range(len(labels))]
+                if known.any():
+                    rows = np.flatnonzero(known)
+                    frame = as_frame(X)
+                    for row, words in zip(rows, member.explain(
+                            frame.iloc[rows], top_k=top_k, predicted=member_predicted[rows]),
+                            strict=True):
+                        out[row] = words
+                return out
+        return [[] for _ in range(len(labels))]
+
     def save(self, path: str | Path, *, metrics: dict[str, Any] | None = None) -> Path:
         """Write the ensemble with one sub-directory per member."""
         check_is_fitted(self, "weights_")

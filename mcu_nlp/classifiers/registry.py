@@ -14,6 +14,7 @@ KINDS = {
     "sparse-text": "mcu_nlp.classifiers.sparse:SparseTextClassifier",
     "embedding-logreg": "mcu_nlp.classifiers.embedding:EmbeddingClassifier",
     "ensemble": "mcu_nlp.classifiers.ensemble:EnsembleClassifier",
+    "topic-territory": "mcu_nlp.classifiers.topic_territory:TopicTerritoryClassifier",
     "transformer_classifier": "mcu_nlp.classifiers.transformer:TransformerClassifier",
 }
 

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 console = Console()
-_MODEL_HELP = "sparse | embedding | ensemble | transformer | transformer-ensemble"
+_MODEL_HELP = "sparse | routing | embedding | ensemble | transformer | transformer-ensemble"
 
 _PART_COLUMNS = (
     "accuracy",
@@ -68,6 +68,12 @@ def register(app: typer.Typer) -> None:
             help="Categorical input known at filing time (repeatable); default for spb: district.",
         ),
         model: str = typer.Option("sparse", "--model", help=_MODEL_HELP),
+        topic_col: str | None = typer.Option(
+            None,
+            "--topic-col",
+            help="Topic label whose topic × territory history a routing label follows "
+            "(training target only); default for spb: reason for department(_group).",
+        ),
         json_out: Path | None = typer.Option(None, "--json", help="Write the figures here."),
         save_model: Path | None = typer.Option(
             None, "--save-model", help="Also save the evaluated model here."
@@ -86,6 +92,7 @@ def register(app: typer.Typer) -> None:
             cutoff=cutoff,
             context=tuple(context or ()),
             model=model,
+            topic_col=topic_col,
         )
         try:
             with console.status(f"training and evaluating {model} on {label}…"):

@@ -8,10 +8,11 @@ from typing import Any
 
 import pandas as pd
 
-from mcu_nlp.classifiers.factory import make_classifier
+from mcu_nlp.classifiers.factory import DEFAULT_MODEL, make_classifier
 from mcu_nlp.evaluation.datasets import load_spb, load_table
 from mcu_nlp.evaluation.protocol import ProtocolSplit, split_by_column, split_by_time
 from mcu_nlp.evaluation.runner import evaluate_model
+from mcu_nlp.services.training import DEFAULT_ROUTING_TOPICS, recipe_for
 
 SPB_CONTEXT = ("district",)
 ROUTING_LABELS = ("department",)
@@ -30,6 +31,7 @@ class EvaluationRequest:
     cutoff: str | None = None
     context: tuple[str, ...] = ()
     model: str = "sparse"
+    topic_col: str | None = None
 
 
 def build_split(request: EvaluationRequest) -> tuple[ProtocolSplit, tuple[str, ...]]:
@@ -76,19 +78,31 @@ def _with_text_column(frame: pd.DataFrame, text_col: str) -> pd.DataFrame:
 def run_evaluation(request: EvaluationRequest, *, save_model: Path | None = None) -> dict[str, Any]:
     """Run the protocol and return the JSON-ready figures."""
     split, context = build_split(request)
+    recipe, topic = request.model, request.topic_col
+    if request.model == DEFAULT_MODEL:
+        # The product's choice: a routing label follows its topic's history where there is one.
+        topics = ({request.label: topic} if topic else
+                  DEFAULT_ROUTING_TOPICS if request.dataset is not None else {})
+        recipe, topic = recipe_for(request.label, split.fit, split.validation, request.model,
+                                   topics)
+    elif topic and request.model != "routing":
+        raise ValueError("--topic-col is for the sparse (default) and routing models")
+    if recipe == "routing" and not topic:
+        raise ValueError("the routing model needs --topic-col (a topic label of the data)")
     extra = {}
     if request.label in ROUTING_LABELS and "executor_org" in split.test.columns:
         # EVAL.md: department means the final executor only for closed reports.
         extra["closed"] = lambda test: test["executor_org"].notna().to_numpy()
     result, model = evaluate_model(
-        lambda: make_classifier(request.model, context_columns=context),
+        lambda: make_classifier(recipe, context_columns=context, topic_column=topic),
         split,
         request.label,
-        model_name=request.model,
+        model_name=recipe if topic is None else f"{recipe} (topic: {topic})",
         extra_parts=extra,
     )
     figures = result.as_dict()
     figures["context_columns"] = list(context)
+    figures["topic_column"] = topic
     if save_model is not None:
         model.save(save_model, metrics={k: figures[k] for k in ("test", "unseen") if k in figures})
     return figures

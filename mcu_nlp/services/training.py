@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,10 @@ from mcu_nlp.settings import get_settings
 
 DEFAULT_CONTEXT = ("district",)
 MIN_ROWS_PER_LABEL = 20
+# Routing labels learned through a topic (topic × territory history, the ``routing`` recipe):
+# routing label → the topic label whose history it follows. Used only where the training rows
+# carry that topic label.
+DEFAULT_ROUTING_TOPICS = {"department": "reason", "department_group": "reason"}
 
 
 def new_version() -> str:
@@ -34,6 +38,7 @@ def train_bundle(
     context_columns: Sequence[str] = DEFAULT_CONTEXT,
     model: str = DEFAULT_MODEL,
     test_frame: pd.DataFrame | None = None,
+    routing_topics: Mapping[str, str] | None = None,
 ) -> ModelBundle:
     """Fit one classifier per label, choose its routing threshold on validation, save the bundle.
 
@@ -47,7 +52,11 @@ def train_bundle(
         context_columns: Categorical inputs known at filing time (missing ones are added empty).
         model: Recipe name (see :func:`mcu_nlp.classifiers.factory.make_classifier`).
         test_frame: Optional later appeals; their figures are recorded in the manifest.
+        routing_topics: Routing label → topic label (default :data:`DEFAULT_ROUTING_TOPICS`).
+            With the default recipe, such a label gets the ``routing`` recipe when the training
+            and validation rows carry the topic label.
     """
+    topics = DEFAULT_ROUTING_TOPICS if routing_topics is None else routing_topics
     if validation_frame is None:
         ordered = frame.sort_values("created_at", kind="stable") if "created_at" in frame else frame
         n_hold = max(1, int(round(len(ordered) * VALIDATION_SHARE)))
@@ -62,7 +71,8 @@ def train_bundle(
                 f"label {label!r}: {len(fit_part)} training and "
                 f"{len(validation_part)} validation rows are too few"
             )
-        classifier = make_classifier(model, context_columns=context).fit(
+        recipe, topic = recipe_for(label, fit_part, validation_part, model, topics)
+        classifier = make_classifier(recipe, context_columns=context, topic_column=topic).fit(
             fit_part,
             fit_part[label].to_numpy(),
             X_calibration=validation_part,
@@ -73,6 +83,7 @@ def train_bundle(
             validation_part[label].to_numpy(), validation_proba, classifier.classes_
         )
         metrics[label] = {
+            "recipe": recipe if topic is None else f"{recipe} (topic: {topic})",
             "validation": _report(
                 validation_part, label, validation_proba, classifier, thresholds[label]
             )
@@ -86,6 +97,24 @@ def train_bundle(
     bundle = ModelBundle(models, version=version, thresholds=thresholds, metrics=metrics)
     bundle.save(out_dir)
     return bundle
+
+
+def recipe_for(
+    label: str,
+    fit_part: pd.DataFrame,
+    validation_part: pd.DataFrame,
+    model: str,
+    routing_topics: Mapping[str, str],
+) -> tuple[str, str | None]:
+    """The recipe for one label: ``routing`` through its topic where the data allow it."""
+    topic = routing_topics.get(label)
+    if (model != DEFAULT_MODEL or topic is None or topic == label
+            or topic not in fit_part.columns or topic not in validation_part.columns):
+        return model, None
+    if (len(_labelled(fit_part, topic)) < MIN_ROWS_PER_LABEL
+            or _labelled(validation_part, topic).empty):
+        return model, None
+    return "routing", topic
 
 
 def _labelled(frame: pd.DataFrame, label: str) -> pd.DataFrame:
