@@ -100,3 +100,22 @@ def test_routing_recipe_explains_with_its_sparse_member(routing_model, parts) ->
     assert len(words) == 10
     assert sum(bool(w) for w in words) >= 5
     assert all(len(w) <= 3 and all(weight > 0 for _, weight in w) for w in words)
+
+
+def test_training_job_routes_through_the_topic_where_rows_carry_it(parts, tmp_path) -> None:
+    from mcu_nlp.classifiers.bundle import ModelBundle
+    from mcu_nlp.services.training import train_bundle
+
+    fit, calibration, test = parts
+    bundle = train_bundle(fit, labels=["department"], version="t1", out_dir=tmp_path / "with",
+                          validation_frame=calibration)
+    assert bundle.metrics["department"]["recipe"] == "routing (topic: reason)"
+    loaded = ModelBundle.load(tmp_path / "with")
+    predicted = loaded.predict(test[["text", "district"]].iloc[:5])
+    assert [p["department"].value for p in predicted] == list(
+        bundle.models["department"].predict(test.iloc[:5]))
+
+    plain = train_bundle(fit.drop(columns="reason"), labels=["department"], version="t2",
+                         out_dir=tmp_path / "without",
+                         validation_frame=calibration.drop(columns="reason"))
+    assert plain.metrics["department"]["recipe"] == "sparse"
