@@ -133,9 +133,22 @@ def test_stationary_poisson_series_alarms_at_most_at_the_nominal_rate(mean: floa
     series = poisson_series(mean, 91, seed)
     detector = NegativeBinomialDetector()
     result = detector.assess(series, start=series.index[56])
-    # 35 days at a nominal daily rate below 1 % (alpha 0.002 plus the CUSUM): more than
-    # 3 alarm days has a probability below 0.1 % under the null.
+    # 35 days at a nominal daily rate below 0.1 % (alpha 0.0002 for the day and for each
+    # window sum): more than 3 alarm days has a tiny probability under the null.
     assert result["alarm"].sum() <= 3, result[result["alarm"]]
+
+
+@settings(max_examples=10, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(level=st.integers(0, 300), others=st.integers(0, 3000))
+def test_flat_series_never_alarms(level: int, others: int) -> None:
+    index = pd.date_range("2021-01-04", periods=84, freq="D")
+    series = pd.Series(level, index=index)
+    exposure = pd.Series(others, index=index)
+    detector = NegativeBinomialDetector()
+    for reference in (None, exposure):
+        result = detector.assess(series, start=index[28], exposure=reference)
+        assert not result["alarm"].any(), result[result["alarm"]]
 
 
 @settings(max_examples=10, deadline=None, derandomize=True,
@@ -149,14 +162,59 @@ def test_large_step_always_alarms(mean: float, seed: int) -> None:
     assert result["alarm"].iloc[:2].any(), result.head(3)
 
 
+@settings(max_examples=10, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(level=st.integers(10, 200))
+def test_window_rule_catches_a_rise_no_single_day_shows(level: int) -> None:
+    # A flat series, then three days 2.5 standard deviations up: no day alone passes the
+    # daily quantile, their sum does.
+    index = pd.date_range("2021-01-04", periods=63, freq="D")
+    series = pd.Series(level, index=index)
+    series.iloc[-3:] = level + int(np.ceil(2.5 * np.sqrt(level)))
+    result = NegativeBinomialDetector().assess(series, start=index[-3])
+    assert not (result["rule"] == "glm").any(), result
+    assert result["rule"].iloc[2] in ("sum2", "sum3"), result
+    assert result.loc[result["alarm"], "rule"].isin(["sum2", "sum3"]).all(), result
+    assert (result.loc[result["alarm"], "p_value"] < 2e-4).all()
+    daily_only = NegativeBinomialDetector(windows=()).assess(series, start=index[-3])
+    assert not daily_only["alarm"].any(), daily_only
+    # the optional CUSUM (2.5 - 0.5 a day) crosses a limit of 4 on the third day
+    cusum = NegativeBinomialDetector(windows=(), cusum_h=4.0).assess(series, start=index[-3])
+    assert cusum["rule"].tolist() == ["", "", "cusum"], cusum
+
+
+def test_exposure_tells_a_citywide_rise_from_a_topic_rise() -> None:
+    # The topic keeps its 5 % share while all messages double: a rise with everything else.
+    rng = np.random.default_rng(7)
+    index = pd.date_range("2021-01-11", periods=70, freq="D")
+    others = pd.Series(rng.poisson(np.where(index.day_of_week == 6, 150, 400)), index=index)
+    others.iloc[-4:] *= 2
+    topic = pd.Series(rng.poisson(0.05 * others.to_numpy()), index=index)
+    detector = NegativeBinomialDetector()
+    alone = detector.assess(topic, start=index[-4])
+    relative = detector.assess(topic, start=index[-4], exposure=others)
+    assert alone["alarm"].any() and not relative["alarm"].any(), (alone, relative)
+    # ... and the same topic doubling on its own is still a rise.
+    rising = topic.copy()
+    rising.iloc[-4:] *= 2
+    flat_others = others.copy()
+    flat_others.iloc[-4:] //= 2
+    assert detector.assess(rising, start=index[-4], exposure=flat_others)["alarm"].any()
+    with pytest.raises(ValueError, match="cover"):
+        detector.assess(topic, exposure=others.iloc[5:])
+
+
 def test_snow_season_does_not_alarm_every_day(spb_daily: pd.DataFrame) -> None:
     snow = spb_daily[("topic", SNOW_ROADS)]
     season = snow.loc["2020-12-14":"2021-03-07"]
     assert season.mean() > 15 * snow.loc["2020-10-19":"2020-11-30"].mean()  # it is seasonal
-    result = NegativeBinomialDetector().assess(snow, start="2020-12-01", end="2021-03-07")
-    in_season = result.loc["2020-12-14":"2021-03-07", "alarm"]
-    assert in_season.mean() < 0.15, in_season.sum()
-    assert result.loc["2020-12-01":"2020-12-21", "alarm"].any()  # but the season's onset does
+    others = spb_daily[("total", "total")] - snow  # the reference the alert scan gives
+    for exposure in (None, others):
+        result = NegativeBinomialDetector().assess(snow, start="2020-12-01", end="2021-03-07",
+                                                   exposure=exposure)
+        in_season = result.loc["2020-12-14":"2021-03-07", "alarm"]
+        assert in_season.mean() < 0.15, in_season.sum()
+        assert result.loc["2020-12-01":"2020-12-21", "alarm"].any()  # but the onset does
 
 
 # ---------------------------------------------------------------- alerts

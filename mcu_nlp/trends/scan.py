@@ -94,7 +94,11 @@ def scan_alerts(
             continue
         if dimension != TOTAL and total is not None and series.equals(total):
             continue  # a cut with one value (one channel) repeats the total's alert
-        assessment = engine.assess(series, start=start, end=pd.Timestamp(as_of))
+        # The other messages of each day are the reference volume: a topic rising relative
+        # to everything else, not with it.
+        exposure = total - series if dimension != TOTAL and total is not None else None
+        assessment = engine.assess(series, start=start, end=pd.Timestamp(as_of),
+                                   exposure=exposure)
         days = alarm_days_of(assessment.loc[assessment.index >= first_alarm_day])
         fresh.extend(alerts_from_alarm_days(str(dimension), str(value), days, gap_days=gap_days))
     if explain and fresh:
