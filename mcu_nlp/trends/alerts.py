@@ -33,7 +33,8 @@ class AlarmDay:
         expected: The baseline model's expected count.
         upper: The alarm threshold (upper predictive quantile) that day.
         p_value: P(count >= observed) under the baseline model.
-        rule: Which rule fired: ``glm``, ``cusum`` or ``sparse``.
+        rule: Which rule fired: ``glm`` (one day), ``sum2``/``sum3`` (a 2- or 3-day window sum),
+            ``cusum`` (when switched on) or ``sparse``.
     """
 
     day: date
