@@ -7,8 +7,12 @@ Either point it at a running server (``--url`` and ``--key``), or let it start u
     KEY=$(mcu-nlp keys create --role operator | tail -1)
     python bench/api_load.py --spawn --key "$KEY" --concurrency 100 --requests 3000
 
-The client is a small asyncio + httpx loop (wrk is not installed here). On a 2-core machine the
-client competes with the server for CPU, so the figures are a lower bound for the server alone.
+The client is a small asyncio + httpx loop. On a 2-core machine the client competes with the
+server for CPU, and httpx itself saturates near 100 concurrent connections (about 240 requests/s
+even on ``/health``), so for high concurrency use ``wrk`` (Debian package ``wrk``) with
+``bench/wrk_classify.lua``::
+
+    KEY=... wrk -t1 -c100 -d20s --latency -s bench/wrk_classify.lua http://127.0.0.1:8000
 """
 
 from __future__ import annotations

@@ -18,6 +18,13 @@ import scipy.sparse as sp
 
 from mcu_nlp.classifiers.ngrams import NgramBatch, char_ngrams, word_ngram_strings, word_ngrams
 
+# Serving batches (a request, a micro-batch) are featurized by several models in turn, each for its
+# probabilities and again for its explanation. The n-gram hashes do not depend on the model, so
+# the last small batch's hashes are kept for the next model (and each featurizer keeps its last
+# matrix); a tuple swap is atomic, so threads never see half an entry.
+CACHE_MAX_TEXTS = 1024
+_last_extraction: tuple[tuple[str, ...], list[str], dict[NgramSpec, NgramBatch]] | None = None
+
 # Placeholders keep the signal "a phone/link was given" without learning individual numbers.
 _URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+")
@@ -134,16 +141,35 @@ class TextFeaturizer:
         return self._transform_prepared(prepared)
 
     def transform(self, texts: Sequence[str]) -> sp.csr_matrix:
-        """Features of ``texts`` with the learned vocabularies."""
+        """Features of ``texts`` with the learned vocabularies (do not modify the result)."""
+        global _last_extraction
         if not self.vocabularies_:
             raise RuntimeError("TextFeaturizer is not fitted")
-        return self._transform_prepared([prepare_text(text) for text in texts])
+        if len(texts) > CACHE_MAX_TEXTS:
+            return self._transform_prepared([prepare_text(text) for text in texts])
+        key = tuple(texts)
+        mine = getattr(self, "_last_matrix", None)
+        if mine is not None and mine[0] == key:
+            return mine[1]
+        shared = _last_extraction
+        if shared is None or shared[0] != key:
+            shared = (key, [prepare_text(text) for text in texts], {})
+            _last_extraction = shared
+        matrix = self._transform_prepared(shared[1], shared[2])
+        self._last_matrix = (key, matrix)
+        return matrix
 
-    def _transform_prepared(self, prepared: list[str]) -> sp.csr_matrix:
-        blocks = [
-            _tfidf(_counts(block.extract(prepared), vocabulary, len(prepared)), vocabulary.idf)
-            for block, vocabulary in zip(self.blocks, self.vocabularies_, strict=True)
-        ]
+    def _transform_prepared(
+        self, prepared: list[str], extracted: dict[NgramSpec, NgramBatch] | None = None
+    ) -> sp.csr_matrix:
+        blocks = []
+        for block, vocabulary in zip(self.blocks, self.vocabularies_, strict=True):
+            batch = extracted.get(block) if extracted is not None else None
+            if batch is None:
+                batch = block.extract(prepared)
+                if extracted is not None:
+                    extracted[block] = batch
+            blocks.append(_tfidf(_counts(batch, vocabulary, len(prepared)), vocabulary.idf))
         return sp.hstack(blocks, format="csr")
 
     def _learn_word_names(self, prepared: list[str]) -> None:
