@@ -3,7 +3,8 @@
 * :mod:`~mcu_nlp.trends.counts` — daily/weekly counts per cut (topic group, topic, department,
   territory, channel) from an appeals frame;
 * :mod:`~mcu_nlp.trends.detector` — the :class:`SeriesDetector` protocol and the default
-  :class:`NegativeBinomialDetector` (NB GLM day and window-sum rules, optional CUSUM, sparse rule), with
+  :class:`NegativeBinomialDetector` (NB GLM day and window-sum rules, optional CUSUM, sparse
+  rule), with
   :mod:`~mcu_nlp.trends.baseline` fitting the baseline model;
 * :mod:`~mcu_nlp.trends.explain` — drivers, words and masked examples of an alert;
 * :mod:`~mcu_nlp.trends.alerts` — :class:`TrendAlert` records and their pure merge rules;
