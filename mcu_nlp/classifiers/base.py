@@ -91,3 +91,14 @@ def calibration_parts(
     if n_hold < 1 or len(frame) - n_hold < 2:
         raise ValueError("too few rows to hold out a calibration part")
     return frame.iloc[:-n_hold], labels[:-n_hold], frame.iloc[-n_hold:], labels[-n_hold:]
+
+
+def label_classes(labels: np.ndarray, calibration_labels: np.ndarray, *, minimum: int = 2
+                  ) -> np.ndarray:
+    """The sorted classes of the training and calibration labels (at least ``minimum``)."""
+    classes = np.array(
+        sorted(set(labels.tolist()) | set(calibration_labels.tolist()), key=str), dtype=object
+    )
+    if len(classes) < minimum:
+        raise ValueError(f"need at least {minimum} classes")
+    return classes

@@ -17,7 +17,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.utils.validation import check_is_fitted
 
 from mcu_nlp.artifacts import Artifact, data_hash, load_artifact, save_artifact
-from mcu_nlp.classifiers.base import as_frame, calibration_parts, texts_of
+from mcu_nlp.classifiers.base import as_frame, calibration_parts, label_classes, texts_of
 from mcu_nlp.embeddings.base import SentenceEmbedder
 
 KIND = "embedding-logreg"
@@ -68,9 +68,7 @@ class EmbeddingClassifier(ClassifierMixin, BaseEstimator):
             self.calibration_share)
         vectors, cal_vectors = self._embed(frame), self._embed(calibration)
         model = LogisticRegression(C=self.C, max_iter=500).fit(vectors, labels)
-        self.classes_ = np.array(
-            sorted(set(labels.tolist()) | set(cal_labels.tolist()), key=str), dtype=object
-        )
+        self.classes_ = label_classes(labels, cal_labels, minimum=1)
         index = {label: i for i, label in enumerate(self.classes_)}
         columns = [index[label] for label in model.classes_]
         self.coef_ = np.zeros((len(self.classes_), vectors.shape[1]), dtype=np.float32)

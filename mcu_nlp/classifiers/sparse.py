@@ -18,7 +18,7 @@ from sklearn.svm import LinearSVC
 from sklearn.utils.validation import check_is_fitted
 
 from mcu_nlp.artifacts import Artifact, data_hash, load_artifact, save_artifact
-from mcu_nlp.classifiers.base import as_frame, calibration_parts, texts_of
+from mcu_nlp.classifiers.base import as_frame, calibration_parts, label_classes, texts_of
 from mcu_nlp.classifiers.calibration import (
     StackCalibration,
     choose_evidence_weight,
@@ -90,11 +90,7 @@ class SparseTextClassifier(ClassifierMixin, BaseEstimator):
             y_calibration, self.calibration_share)
         calibration = as_frame(calibration, self.context_columns)
 
-        self.classes_ = np.array(
-            sorted(set(labels.tolist()) | set(calibration_labels.tolist()), key=str), dtype=object
-        )
-        if len(self.classes_) < 2:
-            raise ValueError("need at least two classes")
+        self.classes_ = label_classes(labels, calibration_labels)
         index = {label: i for i, label in enumerate(self.classes_)}
         y_index = np.array([index[label] for label in labels])
         texts = texts_of(frame)

@@ -28,7 +28,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
 from mcu_nlp.artifacts import Artifact, load_artifact, save_artifact
-from mcu_nlp.classifiers.base import as_frame, calibration_parts
+from mcu_nlp.classifiers.base import as_frame, calibration_parts, label_classes
 from mcu_nlp.classifiers.context import _missing
 
 KIND = "topic-territory"
@@ -80,11 +80,7 @@ class TopicTerritoryClassifier(ClassifierMixin, BaseEstimator):
                 raise ValueError(
                     f"the {name} rows need the topic column {self.topic_column!r} "
                     f"(a training label, e.g. the fine topic); got {list(part.columns)}")
-        self.classes_ = np.array(
-            sorted(set(labels.tolist()) | set(calibration_labels.tolist()), key=str), dtype=object
-        )
-        if len(self.classes_) < 2:
-            raise ValueError("need at least two classes")
+        self.classes_ = label_classes(labels, calibration_labels)
 
         has_topic = _present(frame[self.topic_column])
         cal_topic = _present(calibration[self.topic_column])
