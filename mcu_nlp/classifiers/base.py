@@ -74,19 +74,23 @@ def texts_of(frame: pd.DataFrame) -> list[str]:
 
 
 def calibration_parts(
-    frame: pd.DataFrame, labels: np.ndarray, X_calibration: Any,
-    y_calibration: Sequence[Any] | None, share: float,
+    X: Any, y: Sequence[Any], X_calibration: Any, y_calibration: Sequence[Any] | None,
+    share: float, columns: Sequence[str] = (),
 ) -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame, np.ndarray]:
-    """Training rows and calibration rows: the given calibration set, or the tail of ``frame``.
+    """Training rows and calibration rows: the given calibration set, or the tail of ``X``.
 
-    Rows are expected in time order, so the tail is the most recent part (as in ``EVAL.md``).
+    Both come back as frames (with ``columns`` added empty where missing, see :func:`as_frame`)
+    and labels as object arrays. Rows are expected in time order, so the tail is the most recent
+    part (as in ``EVAL.md``).
     """
+    frame, labels = as_frame(X, columns), np.asarray(y, dtype=object)
     if len(frame) != len(labels):
         raise ValueError(f"X has {len(frame)} rows, y has {len(labels)}")
     if X_calibration is not None:
         if y_calibration is None:
             raise ValueError("X_calibration needs y_calibration")
-        return frame, labels, as_frame(X_calibration), np.asarray(y_calibration, dtype=object)
+        return (frame, labels, as_frame(X_calibration, columns),
+                np.asarray(y_calibration, dtype=object))
     n_hold = int(round(len(frame) * share))
     if n_hold < 1 or len(frame) - n_hold < 2:
         raise ValueError("too few rows to hold out a calibration part")

@@ -64,8 +64,7 @@ class EmbeddingClassifier(ClassifierMixin, BaseEstimator):
     ) -> Self:
         """Fit the regression on ``X`` and its temperature on the calibration set (or tail)."""
         frame, labels, calibration, cal_labels = calibration_parts(
-            as_frame(X), np.asarray(y, dtype=object), X_calibration, y_calibration,
-            self.calibration_share)
+            X, y, X_calibration, y_calibration, self.calibration_share)
         vectors, cal_vectors = self._embed(frame), self._embed(calibration)
         model = LogisticRegression(C=self.C, max_iter=500).fit(vectors, labels)
         self.classes_ = label_classes(labels, cal_labels, minimum=1)

@@ -47,8 +47,7 @@ class EnsembleClassifier(ClassifierMixin, BaseEstimator):
         if not self.members:
             raise ValueError("an ensemble needs at least one member")
         frame, labels, X_calibration, cal_labels = calibration_parts(
-            as_frame(X), np.asarray(y, dtype=object), X_calibration, y_calibration,
-            self.calibration_share)
+            X, y, X_calibration, y_calibration, self.calibration_share)
         self.members_ = [
             clone(member).fit(frame, labels, X_calibration=X_calibration, y_calibration=cal_labels)
             for member in self.members

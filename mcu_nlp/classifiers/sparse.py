@@ -86,9 +86,7 @@ class SparseTextClassifier(ClassifierMixin, BaseEstimator):
     ) -> Self:
         """Fit on ``X``/``y``; calibrate on the given set or on the tail of ``X``."""
         frame, labels, calibration, calibration_labels = calibration_parts(
-            as_frame(X, self.context_columns), np.asarray(y, dtype=object), X_calibration,
-            y_calibration, self.calibration_share)
-        calibration = as_frame(calibration, self.context_columns)
+            X, y, X_calibration, y_calibration, self.calibration_share, self.context_columns)
 
         self.classes_ = label_classes(labels, calibration_labels)
         index = {label: i for i, label in enumerate(self.classes_)}
@@ -107,20 +105,19 @@ class SparseTextClassifier(ClassifierMixin, BaseEstimator):
         )
         calibration_index = np.array([index[label] for label in calibration_labels])
         self.evidence_ = None
-        parts = self._parts(calibration)
+        calibration_features = self.featurizer_.transform(texts_of(calibration))
+        parts = self._parts(calibration, calibration_features)
         if self.naive_bayes_alphas and len(calibration) >= MIN_ROWS_TO_CHOOSE_EVIDENCE:
             candidates = {
                 float(alpha): NaiveBayesEvidence(float(alpha)).fit(
                     text_features, y_index, len(self.classes_))
                 for alpha in self.naive_bayes_alphas
             }
-            calibration_features = self.featurizer_.transform(texts_of(calibration))
-            alpha, weight = choose_evidence_weight(
-                calibration_index, *parts[:3],
-                {a: nb.log_proba(calibration_features) for a, nb in candidates.items()})
+            evidence = {a: nb.log_proba(calibration_features) for a, nb in candidates.items()}
+            alpha, weight = choose_evidence_weight(calibration_index, *parts[:3], evidence)
             if alpha is not None:
                 self.evidence_ = candidates[alpha]
-                parts = (*parts[:3], self.evidence_.log_proba(calibration_features))
+                parts = (*parts[:3], evidence[alpha])
                 self.calibration_ = StackCalibration.fit(calibration_index, *parts,
                                                          evidence_weight=weight)
         if self.evidence_ is None:
@@ -164,14 +161,16 @@ class SparseTextClassifier(ClassifierMixin, BaseEstimator):
             blocks.append(prior.one_hot(frame[column].tolist()))
         return sp.hstack(blocks, format="csr")
 
-    def _parts(self, frame: Any) -> tuple[
+    def _parts(self, frame: Any, text_features: sp.csr_matrix | None = None) -> tuple[
         np.ndarray, list[np.ndarray], np.ndarray | None, np.ndarray | None
     ]:
+        """Stack inputs of ``frame`` (``text_features``: its TF-IDF rows, when already known)."""
         texts = texts_of(frame)
         if getattr(self, "_coef_by_feature", None) is None:
             # sparse @ dense copies a non-contiguous operand on every call; keep one copy instead.
             self._coef_by_feature = np.ascontiguousarray(self.coef_.T)
-        text_features = self.featurizer_.transform(texts)
+        if text_features is None:
+            text_features = self.featurizer_.transform(texts)
         features = self._with_context(text_features, frame)
         decision = features @ self._coef_by_feature + self.intercept_
         context = [

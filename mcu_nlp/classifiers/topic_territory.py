@@ -72,9 +72,7 @@ class TopicTerritoryClassifier(ClassifierMixin, BaseEstimator):
         from mcu_nlp.classifiers.sparse import SparseTextClassifier
 
         frame, labels, calibration, calibration_labels = calibration_parts(
-            as_frame(X, self.context_columns), np.asarray(y, dtype=object), X_calibration,
-            y_calibration, self.calibration_share)
-        calibration = as_frame(calibration, self.context_columns)
+            X, y, X_calibration, y_calibration, self.calibration_share, self.context_columns)
         for part, name in ((frame, "training"), (calibration, "calibration")):
             if self.topic_column not in part.columns:
                 raise ValueError(
