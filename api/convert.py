@@ -49,7 +49,8 @@ def appeal_out(view: AppealView) -> schemas.AppealOut:
             priority=view.decision["priority"], decided_by=view.decision["decided_by"],
             reason=view.decision["reason"]),
         review_status=view.review_status,
-        corrections=[schemas.CorrectionOut(**c) for c in view.corrections])
+        corrections=[schemas.CorrectionOut(**c) for c in view.corrections],
+        audit_sample=view.audit_sample, audit_outcome=view.audit_outcome)
 
 
 def queue_item_out(item: QueueItem) -> schemas.QueueItemOut:
@@ -59,7 +60,7 @@ def queue_item_out(item: QueueItem) -> schemas.QueueItemOut:
         urgency_reasons=item.urgency_reasons, priority=item.priority, reason=item.reason,
         suggested_department=item.suggested_department, enqueued_at=item.enqueued_at,
         text=item.text, channel=item.channel, territory=item.territory,
-        created_at=item.created_at)
+        created_at=item.created_at, audit=item.audit, outcome=item.outcome)
 
 
 def model_out(view: ModelVersionView) -> schemas.ModelVersionOut:

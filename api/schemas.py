@@ -195,6 +195,9 @@ class AppealOut(BaseModel):
     routing: RoutingOut | None
     review_status: str | None
     corrections: list[CorrectionOut]
+    audit_sample: bool = Field(default=False, description=(
+        "Auto-routed and drawn for the precision audit: a person confirms or corrects it"))
+    audit_outcome: str | None = Field(default=None, description="confirmed | corrected")
 
 
 class AppealStored(BaseModel):
@@ -236,6 +239,10 @@ class QueueItemOut(BaseModel):
     channel: str
     territory: str | None
     created_at: datetime
+    audit: bool = Field(default=False, description=(
+        "An audit item: already routed automatically; confirm (POST /v1/queue/{appeal_id}/"
+        "confirm) or correct it"))
+    outcome: str | None = Field(default=None, description="confirmed | corrected (audit items)")
 
 
 class QueueOut(BaseModel):

@@ -15,7 +15,8 @@ class Settings(BaseSettings):
     """Where data, models and the store live.
 
     Every field can be set by an environment variable: ``MCU_DATA_DIR``, ``MCU_SHARED_DATA_DIR``,
-    ``MCU_MODELS_DIR``; the store by ``DATABASE_URL`` (or ``MCU_DATABASE_URL``).
+    ``MCU_MODELS_DIR``, ``MCU_AUDIT_SHARE``...; the store by ``DATABASE_URL`` (or
+    ``MCU_DATABASE_URL``).
     """
 
     model_config = SettingsConfigDict(env_prefix="MCU_", env_file=".env", extra="ignore")
@@ -33,6 +34,28 @@ class Settings(BaseSettings):
         validation_alias="DATABASE_URL",
         description="SQLAlchemy URL; default: an SQLite file in data_dir.",
     )
+    # Precision of auto-routing in production (mcu_nlp.routing.audit_sample, .precision).
+    audit_share: float = Field(
+        default=0.02, ge=0.0, le=1.0,
+        description="Share of auto-routed appeals also put in the review queue as an audit "
+                    "sample (MCU_AUDIT_SHARE).")
+    audit_seed: str = Field(
+        default="mcu-audit", min_length=1, max_length=200,
+        description="Key of the audit sample's hash: the same seed draws the same appeals.")
+    audit_target_precision: float = Field(
+        default=0.95, gt=0.0, lt=1.0,
+        description="Precision auto-routing promises per label (MCU_AUDIT_TARGET_PRECISION).")
+    audit_confidence: float = Field(
+        default=0.95, gt=0.5, lt=1.0,
+        description="Confidence of the one-sided Clopper–Pearson lower bound that decides "
+                    "tightening (MCU_AUDIT_CONFIDENCE).")
+    audit_min_items: int = Field(
+        default=30, ge=1,
+        description="Audited items a label needs before its bound may tighten a threshold.")
+    audit_tighten_step: float = Field(
+        default=0.5, gt=0.0, le=1.0,
+        description="Fallback tightening: the share of the gap to 1.0 a threshold moves up by "
+                    "when the audit cannot name a precise-enough threshold.")
 
     @field_validator("data_dir", "shared_data_dir", "models_dir", mode="after")
     @classmethod

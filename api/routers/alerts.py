@@ -1,4 +1,7 @@
-"""``/v1/alerts``: rises in message counts, why they happen, and acknowledging them (analysts)."""
+"""``/v1/alerts``: rises in message counts, why they happen, and acknowledging them (analysts).
+
+``/v1/alerts/quality`` lists the quality alerts of auto-routing (precision below its target).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Body, HTTPException, Query, status
 from fastapi import Path as PathParam
 
-from api import schemas
+from api import schemas, schemas_routing
 from api import schemas_analytics as out
 from api.analytics import Analyst, Analytics, EmptyStore, http_error
 from api.deps import Services
@@ -19,6 +22,11 @@ from mcu_nlp.services.alerts import (
     acknowledge_alert,
     list_alerts,
     scan_and_store,
+)
+from mcu_nlp.services.quality_alerts import (
+    QualityAlert,
+    acknowledge_quality_alert,
+    list_quality_alerts,
 )
 from mcu_nlp.trends.counts import default_dimensions
 
@@ -88,6 +96,43 @@ def scan(services: Services, analytics: Analytics, who: Analyst,
     return out.ScanOut(as_of=as_of, created=outcome.created, updated=outcome.updated,
                        resolved=outcome.resolved,
                        open=[alert_out(a) for a in still_open.items])
+
+
+def quality_alert_out(alert: QualityAlert) -> schemas_routing.QualityAlertOut:
+    """API view of a quality alert."""
+    return schemas_routing.QualityAlertOut(
+        id=alert.id, kind=alert.kind, title=alert.title, status=alert.status,
+        severity=alert.severity, raised_at=alert.raised_at, details=alert.details,
+        status_changed_by=alert.status_changed_by)
+
+
+@router.get("/quality", response_model=schemas_routing.QualityAlertsOut)
+def quality_alerts(services: Services, _: Analyst,
+                   status_: Annotated[Literal["new", "acknowledged", "resolved"] | None,
+                                      Query(alias="status")] = None,
+                   limit: Annotated[int, Query(ge=1, le=500)] = 50,
+                   offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0
+                   ) -> schemas_routing.QualityAlertsOut:
+    """Quality alerts, newest first: auto-routing whose audited precision fell below target."""
+    page = list_quality_alerts(services.store, status=status_, limit=limit, offset=offset)
+    return schemas_routing.QualityAlertsOut(total=page.total,
+                                            items=[quality_alert_out(a) for a in page.items])
+
+
+@router.post("/quality/{alert_id}/ack", response_model=schemas_routing.QualityAlertOut,
+             responses={404: {"model": schemas.ErrorOut}, 409: {"model": schemas.ErrorOut}})
+def acknowledge_quality(alert_id: AlertId, services: Services, who: Analyst,
+                        body: Annotated[out.AlertAckIn | None, Body()] = None
+                        ) -> schemas_routing.QualityAlertOut:
+    """Mark a new quality alert acknowledged (audited)."""
+    try:
+        alert = acknowledge_quality_alert(services.store, alert_id, actor=who.actor,
+                                          comment=body.comment if body else "")
+    except AlertNotFound as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+    except AlertTransitionError as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+    return quality_alert_out(alert)
 
 
 @router.post("/{alert_id}/ack", response_model=out.AlertOut,

@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from api import schemas
 from api.convert import appeal_out
 from api.deps import Operator, Reader, Services
+from api.routers.routing_quality import after_verdict
 from mcu_nlp.records import Appeal
 from mcu_nlp.services.appeals import (
     AppealNotFound,
@@ -114,4 +115,6 @@ def correct(appeal_id: AppealId, body: schemas.CorrectionIn, services: Services,
     except InvalidCorrection as exc:
         raise HTTPException(422, str(exc)) from exc
     services.metrics.count("appeals.corrected")
+    if view.audit_sample:  # an audit item's correction is a verdict: thresholds may tighten
+        after_verdict(services)
     return appeal_out(view)

@@ -22,6 +22,7 @@ from api.deps import Services
 from mcu_nlp.reports.cur_export import CSV_COLUMNS, cur_rows
 from mcu_nlp.reports.note import AnalyticalNote
 from mcu_nlp.reports.periods import Period, PeriodKind, report_period
+from mcu_nlp.routing.precision import PrecisionPolicy
 from mcu_nlp.services.alerts import alerts_for_note
 from mcu_nlp.services.reporting import (
     build_report,
@@ -30,6 +31,7 @@ from mcu_nlp.services.reporting import (
     latest_complete_week_end,
     render_report,
 )
+from mcu_nlp.services.routing_quality import note_months, note_section, routing_quality
 
 router = APIRouter(prefix="/v1", tags=["reports"])
 
@@ -66,8 +68,15 @@ async def note(services: Services, analytics: Analytics, _: Analyst, period: Per
     def build() -> tuple[Period, AnalyticalNote]:
         chosen = _period(analytics, period, end)
         alerts = alerts_for_note(services.store, chosen.start, chosen.end)
+        since, until = note_months(chosen.start, chosen.end)
+        quality = routing_quality(services.store, services.registry.holder.current,
+                                  PrecisionPolicy.from_settings(services.settings),
+                                  department_label=services.department_label, since=since,
+                                  until=until,
+                                  audit_share=getattr(services.classifier.audit, "share", None))
         return chosen, build_report(analytics.frame(), period=period, end=chosen.end,
-                                    alerts=alerts, department=services.department_label)
+                                    alerts=alerts, department=services.department_label,
+                                    routing_quality=note_section(quality))
 
     try:
         chosen, built = await run_in_threadpool(build)

@@ -10,6 +10,7 @@ from datetime import date
 
 from mcu_nlp.reports.charts import note_charts
 from mcu_nlp.reports.note import AnalyticalNote, CountRow
+from mcu_nlp.reports.routing_quality import RoutingPrecisionSection
 
 __all__ = ["Block", "Bullets", "Figure", "Heading", "Paragraph", "Table", "note_blocks"]
 
@@ -123,6 +124,54 @@ def _rating_table(note: AnalyticalNote, limit: int) -> Table:
                  widths=[1.0, 5.6, 1.3, 1.7, 2.0, 2.1, 1.8, 1.7])
 
 
+_LABELS_RU = {"department": "Получатель", "category": "Тематика", "reason": "Причина"}
+_STATUS_RU = {"ok": "цель подтверждена", "below_target": "ниже цели",
+              "insufficient": "мало проверенных"}
+
+
+def _threshold(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3f}".replace(".", ",")
+
+
+def _routing_blocks(section: RoutingPrecisionSection, number: int) -> list[Block]:
+    """«Точность автоматической маршрутизации»: the audit sample's estimate per label and month."""
+    share = "" if section.audit_share is None else f" ({fmt_share(section.audit_share)} решений)"
+    blocks: list[Block] = [
+        Heading(f"{number}. Точность автоматической маршрутизации"),
+        Paragraph(f"Точность автоматических решений оценивается по случайной выборке{share}, "
+                  "которую проверяют операторы: подтверждённое решение — верное, исправленное — "
+                  "ошибка. Интервал — 95 % (Клоппер — Пирсон); нижняя граница — односторонняя, "
+                  f"с доверием {fmt_share(section.confidence)}. Цель — "
+                  f"{fmt_share(section.target)}: если по {section.min_evidence} и более "
+                  "проверенным решениям нижняя граница ниже цели, порог уверенности модели "
+                  "повышается автоматически. Исправления остальных автоматических решений "
+                  "учитывают только замеченные ошибки и в оценку не входят."),
+    ]
+    if section.rows:
+        rows = []
+        for r in section.rows:
+            interval = ("—" if r.interval_low is None else
+                        f"{fmt_share(r.interval_low)} – {fmt_share(r.interval_high)}")
+            later = (f"{fmt_int(r.later_corrected)} из {fmt_int(r.later_base)}"
+                     if r.later_base else "—")
+            rows.append([_LABELS_RU.get(r.label, r.label), f"{r.month[5:]}.{r.month[:4]}",
+                         fmt_int(r.auto_routed), fmt_int(r.audited), fmt_int(r.audited_correct),
+                         fmt_share(r.estimate), interval, fmt_share(r.lower_bound), later])
+        blocks.append(Table(["Метка", "Месяц", "Авто", "Прове­рено", "Верно", "Точность",
+                             "95 % интервал", "Нижняя граница", "Исправлено позже"], rows,
+                            widths=[2.4, 1.5, 1.3, 1.4, 1.3, 1.6, 3.0, 1.7, 2.2]))
+    else:
+        blocks.append(Paragraph("Автоматически направленных сообщений в эти месяцы нет."))
+    if section.thresholds:
+        blocks.append(Table(
+            ["Метка", "Порог модели", "Повышен до", "Действует", "Состояние"],
+            [[_LABELS_RU.get(t.label, t.label), _threshold(t.bundle_threshold),
+              _threshold(t.override), _threshold(t.effective_threshold),
+              _STATUS_RU.get(t.status, t.status)] for t in section.thresholds],
+            widths=[3.0, 2.5, 2.5, 2.5, 4.0]))
+    return blocks
+
+
 def note_blocks(note: AnalyticalNote, rating_rows: int = 20) -> list[Block]:
     """The note as blocks, charts included (rendered here, once for every format)."""
     charts = note_charts(note)
@@ -191,7 +240,11 @@ def note_blocks(note: AnalyticalNote, rating_rows: int = 20) -> list[Block]:
                _rating_table(note, rating_rows)]
     if "rating" in charts:
         blocks.append(Figure(charts["rating"], f"Рисунок {figure_no}. Рейтинг и ответы в срок"))
-    blocks += [Heading("9. Методика и оговорки"),
+    section = 9
+    if note.routing_quality is not None:
+        blocks += _routing_blocks(note.routing_quality, section)
+        section += 1
+    blocks += [Heading(f"{section}. Методика и оговорки"),
                Bullets([f"Срок ответа, {k}: {v}." for k, v in note.deadlines.items()]
                        + ["Рабочие дни — по производственному календарю РФ (праздники и "
                           "переносы).", *note.caveats,

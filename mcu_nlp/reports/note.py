@@ -18,6 +18,7 @@ import pandas as pd
 from pydantic import BaseModel, Field
 
 from mcu_nlp.reports.periods import Period, previous_period
+from mcu_nlp.reports.routing_quality import RoutingPrecisionSection
 from mcu_nlp.sla.config import SlaConfig, load_sla_config
 from mcu_nlp.sla.quality import quality_summary
 from mcu_nlp.sla.rating import DepartmentScore, department_rating, rating_records
@@ -82,6 +83,8 @@ class AnalyticalNote(BaseModel):
     deadlines: dict[str, str]
     deadline_rules: dict[str, dict[str, Any]]
     caveats: list[str]
+    routing_quality: RoutingPrecisionSection | None = Field(
+        default=None, description="precision of auto-routing (notes built from the store)")
 
 
 def _mask(text: object) -> str:
@@ -178,7 +181,8 @@ def build_note(frame: pd.DataFrame, period: Period, *, config: SlaConfig | None 
                topic: str = "category", territory: str = "territory",
                department: str = "department", top: int | None = 10,
                municipality: str | None = None,
-               now: datetime | None = None) -> AnalyticalNote:
+               now: datetime | None = None,
+               routing_quality: RoutingPrecisionSection | None = None) -> AnalyticalNote:
     """Compute the note's figures for ``period``.
 
     Args:
@@ -193,6 +197,9 @@ def build_note(frame: pd.DataFrame, period: Period, *, config: SlaConfig | None 
         top: How many topics and territories to list (None: all).
         municipality: Name for the title.
         now: Generation time (for reproducible output in tests).
+        routing_quality: The precision of auto-routing
+            (:func:`mcu_nlp.services.routing_quality.note_section`); the section is left out
+            when None (a note built from an export file knows no routing).
     """
     config = config or load_sla_config()
     work = frame.copy()
@@ -265,6 +272,7 @@ def build_note(frame: pd.DataFrame, period: Period, *, config: SlaConfig | None 
         deadline_rules={k: {**v.model_dump(), "text": v.describe()}
                         for k, v in config.deadlines.items()},
         caveats=caveats,
+        routing_quality=routing_quality,
     )
 
 

@@ -1,8 +1,9 @@
 """Store appeals with their classification and routing; read them back; apply corrections.
 
 An appeal is written in one transaction together with its source labels, the model's predictions,
-the routing decision and, when it needs a person, its review-queue entry: a reader never sees an
-appeal without the rest. Storage is idempotent by ``(source, source_id)``.
+the routing decision and, when it needs a person or is drawn for the precision audit, its
+review-queue entry: a reader never sees an appeal without the rest. Storage is idempotent by
+``(source, source_id)``.
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from mcu_nlp.records import Appeal
+from mcu_nlp.routing.audit_sample import AuditSampler, sample_key
 from mcu_nlp.services.audit import record_audit
 from mcu_nlp.services.classify import Classification
+from mcu_nlp.services.routing_audit import record_verdicts
 from mcu_nlp.storage import Store
 from mcu_nlp.storage import repositories as repo
 from mcu_nlp.storage.models import (
@@ -88,8 +91,13 @@ def _prediction_rows(classification: Classification) -> list[PredictionRow]:
     return rows
 
 
-def add_classified(session: Session, appeal: Appeal, classification: Classification) -> AppealRow:
-    """Add one appeal with its labels, predictions, decision and queue entry (not committed)."""
+def add_classified(session: Session, appeal: Appeal, classification: Classification,
+                   audit: AuditSampler | None = None) -> AppealRow:
+    """Add one appeal with its labels, predictions, decision and queue entry (not committed).
+
+    An auto-routed appeal that ``audit`` draws keeps its department and also enters the review
+    queue as an audit item (``audit=True``), for a person to confirm or correct.
+    """
     decision = classification.decision
     row = AppealRow(
         source=appeal.source, source_id=str(appeal.id), channel=str(appeal.channel),
@@ -109,6 +117,14 @@ def add_classified(session: Session, appeal: Appeal, classification: Classificat
     if decision.decision == "review":
         review = ReviewItemRow(status="open", urgency=classification.urgency.score,
                                priority=decision.priority, reason=decision.reason,
+                               suggested_department=decision.department)
+    elif (decision.decision == "auto" and audit is not None
+          and audit.sampled(sample_key(appeal.source, str(appeal.id)))):
+        decision_row.audit_sample = True
+        review = ReviewItemRow(status="open", audit=True, urgency=classification.urgency.score,
+                               priority=decision.priority,
+                               reason=f"audit sample of auto-routing ({decision.decided_by}: "
+                                      f"{decision.reason}); confirm or correct",
                                suggested_department=decision.department)
     return repo.add_appeal(session, appeal=row, labels=labels,
                            predictions=_prediction_rows(classification), decision=decision_row,
@@ -135,6 +151,8 @@ class AppealView:
     decision: dict[str, Any] | None
     review_status: str | None
     corrections: list[dict[str, Any]] = field(default_factory=list)
+    audit_sample: bool = False
+    audit_outcome: str | None = None
 
 
 def get_appeal(store: Store, appeal_id: int) -> AppealView:
@@ -163,7 +181,9 @@ def get_appeal(store: Store, appeal_id: int) -> AppealView:
             review_status=item.status if item else None,
             corrections=[{"label": c.label, "old_value": c.old_value, "new_value": c.new_value,
                           "author": c.author, "comment": c.comment, "at": c.recorded_at}
-                         for c in repo.corrections_of(session, appeal_id)])
+                         for c in repo.corrections_of(session, appeal_id)],
+            audit_sample=any(d.audit_sample for d in row.decisions),
+            audit_outcome=item.outcome if item is not None and item.audit else None)
 
 
 def correct_appeal(store: Store, appeal_id: int, labels: Mapping[str, str], *, author: str,
@@ -206,6 +226,10 @@ def correct_appeal(store: Store, appeal_id: int, labels: Mapping[str, str], *, a
                     decided_by=f"human:{author}", reason=comment or "corrected by a person"))
         item = repo.review_item(session, appeal_id)
         if item is not None and item.status == "open":
+            if item.audit:  # the correction is the audit's verdict on the model's labels
+                record_verdicts(session, row, item, author=author,
+                                corrected={n: v.strip() for n, v in labels.items()},
+                                department_label=department_label)
             item.status, item.resolved_at, item.resolved_by = "resolved", utcnow(), author
         record_audit(session, actor=author, action="appeal.correct", entity="appeal",
                      entity_id=appeal_id, details={"labels": dict(labels), "comment": comment})

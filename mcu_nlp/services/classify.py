@@ -15,9 +15,11 @@ from typing import Any
 
 import pandas as pd
 
+from mcu_nlp.routing.audit_sample import AuditSampler
 from mcu_nlp.routing.lemmas import lemmas_of
 from mcu_nlp.routing.router import RoutingDecision, route
 from mcu_nlp.routing.rules import RuleBook, RuleSubject
+from mcu_nlp.routing.thresholds import apply_overrides
 from mcu_nlp.routing.urgency import Urgency, UrgencyLexicon
 from mcu_nlp.services.models import ModelHolder
 from mcu_nlp.text.normalize import EMAIL_RE, URL_RE
@@ -118,17 +120,24 @@ class RulesHolder:
 
 
 class ClassifyService:
-    """Runs the active model, the urgency lexicon and the router over appeals."""
+    """Runs the active model, the urgency lexicon and the router over appeals.
+
+    Thresholds are the active bundle's, raised by the precision audit's overrides
+    (:attr:`ActiveModel.overrides`). ``audit`` draws the auto-routed appeals that
+    :func:`mcu_nlp.services.appeals.add_classified` also queues for an after-the-fact check
+    (default: ``MCU_AUDIT_SHARE`` / ``MCU_AUDIT_SEED``).
+    """
 
     def __init__(self, *, models: ModelHolder, rules: RulesHolder, lexicon: UrgencyLexicon,
                  department_label: str = "department", top_k: int = 3,
-                 urgent_priority_at: float = 0.7) -> None:
+                 urgent_priority_at: float = 0.7, audit: AuditSampler | None = None) -> None:
         self.models = models
         self.rules = rules
         self.lexicon = lexicon
         self.department_label = department_label
         self.top_k = top_k
         self.urgent_priority_at = urgent_priority_at
+        self.audit = audit if audit is not None else AuditSampler.from_settings()
 
     @property
     def ready(self) -> bool:
@@ -158,7 +167,8 @@ class ClassifyService:
                 "channel": [appeal.channel for _, appeal in good],
                 "created_at": [appeal.created_at for _, appeal in good],
             })
-            predictions = list(model.bundle.predict(frame, top_k=top_k or self.top_k))
+            predictions = [apply_overrides(predicted, model.overrides)
+                           for predicted in model.bundle.predict(frame, top_k=top_k or self.top_k)]
         for (index, appeal), predicted in zip(good, predictions, strict=True):
             results[index] = self._decide(appeal, predicted, rules,
                                           model.version if model else None)

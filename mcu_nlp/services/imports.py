@@ -134,7 +134,8 @@ def _write_chunk(store: Store, classifier: ClassifyService, chunk: Sequence[Appe
                                             result.error))
                 continue
             assert isinstance(result, Classification)
-            rows.append(add_classified(session, appeal, result))
+            rows.append(add_classified(session, appeal, result,
+                                       audit=getattr(classifier, "audit", None)))
         session.flush()  # one batched INSERT per table for the whole chunk
         stored = [row.id for row in rows]
         if stored:

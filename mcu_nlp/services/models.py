@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -18,6 +18,7 @@ import pandas as pd
 from sqlalchemy import select, update
 
 from mcu_nlp.services.audit import record_audit
+from mcu_nlp.services.threshold_overrides import active_overrides
 from mcu_nlp.storage import Store
 from mcu_nlp.storage.models import ModelVersionRow, utcnow
 
@@ -56,10 +57,15 @@ def default_loader(path: Path) -> ModelBundleLike:
 
 @dataclass(frozen=True, slots=True)
 class ActiveModel:
-    """An immutable snapshot of the model serving requests."""
+    """An immutable snapshot of the model serving requests.
+
+    ``overrides`` are the thresholds the precision audit raised for this version (label →
+    floor under the bundle's threshold, see :mod:`mcu_nlp.routing.thresholds`).
+    """
 
     version: str
     bundle: ModelBundleLike
+    overrides: Mapping[str, float] = field(default_factory=dict)
 
 
 class ModelHolder:
@@ -78,6 +84,16 @@ class ModelHolder:
         """Replace the active model in one step."""
         with self._switch:
             self._current = model
+
+    def set_overrides(self, version: str, overrides: Mapping[str, float]) -> bool:
+        """Put new threshold overrides in force if ``version`` is still the active one."""
+        with self._switch:
+            current = self._current
+            if current is None or current.version != version:
+                return False
+            if dict(current.overrides) != dict(overrides):
+                self._current = ActiveModel(current.version, current.bundle, dict(overrides))
+            return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +169,8 @@ class ModelRegistry:
                             .values(active=True, activated_at=utcnow()))
             record_audit(session, actor=actor, action="model.activate", entity="model",
                          entity_id=version)
-        self.holder.swap(ActiveModel(version, bundle))
+            overrides = active_overrides(session, version)
+        self.holder.swap(ActiveModel(version, bundle, overrides))
         log.info("model %s is now active", version)
         return self.get(version)
 
@@ -163,18 +180,35 @@ class ModelRegistry:
             return session.scalar(select(ModelVersionRow.version).where(ModelVersionRow.active))
 
     def sync(self) -> ActiveModel | None:
-        """Load the store's active version into the holder when it differs (other replicas)."""
+        """Load the store's active version into the holder when it differs (other replicas).
+
+        The threshold overrides of the active version are re-read on every call, so a tightening
+        made by another replica reaches this one within one sync interval.
+        """
         version = self.active_version()
         current = self.holder.current
-        if version is None or (current is not None and current.version == version):
+        if version is None:
             return current
+        if current is not None and current.version == version:
+            self.refresh_overrides()
+            return self.holder.current
         try:
             bundle = self._load(Path(self.get(version).path))
         except ModelLoadError:
             log.exception("cannot load the active model %s; keeping the current one", version)
             return current
-        self.holder.swap(ActiveModel(version, bundle))
+        self.holder.swap(ActiveModel(version, bundle, self._overrides(version)))
         return self.holder.current
+
+    def refresh_overrides(self) -> None:
+        """Re-read the active version's threshold overrides into the holder."""
+        current = self.holder.current
+        if current is not None:
+            self.holder.set_overrides(current.version, self._overrides(current.version))
+
+    def _overrides(self, version: str) -> dict[str, float]:
+        with self.store.session() as session:
+            return active_overrides(session, version)
 
     def _load(self, path: Path) -> ModelBundleLike:
         try:

@@ -22,6 +22,7 @@ from mcu_nlp.reports.cur_export import cur_document, write_cur_export
 from mcu_nlp.reports.layout import note_blocks
 from mcu_nlp.reports.note import AnalyticalNote, build_note
 from mcu_nlp.reports.periods import PeriodKind, report_period
+from mcu_nlp.reports.routing_quality import RoutingPrecisionSection
 from mcu_nlp.reports.writers import docx_to_pdf, render_docx, render_html
 from mcu_nlp.settings import get_settings
 from mcu_nlp.sla.config import SlaConfig, load_sla_config
@@ -157,12 +158,18 @@ def build_report(frame: pd.DataFrame, *, period: PeriodKind, end: date | datetim
                  alerts: Iterable[Any] | None = None, root_causes: Iterable[Any] | None = None,
                  sla_config: SlaConfig | str | Path | None = None, topic: str = "category",
                  territory: str = "territory", department: str = "department",
-                 top: int | None = 10, municipality: str | None = None) -> AnalyticalNote:
-    """The analytical note's figures for the ``period`` ending on ``end``."""
+                 top: int | None = 10, municipality: str | None = None,
+                 routing_quality: RoutingPrecisionSection | None = None) -> AnalyticalNote:
+    """The analytical note's figures for the ``period`` ending on ``end``.
+
+    ``routing_quality`` (from :func:`mcu_nlp.services.routing_quality.note_section`) adds the
+    section on the precision of auto-routing.
+    """
     config = sla_config if isinstance(sla_config, SlaConfig) else load_sla_config(sla_config)
     return build_note(frame, report_period(period, end), config=config, alerts=alerts,
                       root_causes=root_causes, topic=topic, territory=territory,
-                      department=department, top=top, municipality=municipality)
+                      department=department, top=top, municipality=municipality,
+                      routing_quality=routing_quality)
 
 
 def render_report(note: AnalyticalNote, fmt: ReportFormat) -> bytes:

@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -129,6 +130,8 @@ class RoutingDecisionRow(Base):
     model_version: Mapped[str | None] = mapped_column(String(100))
     rules_version: Mapped[str | None] = mapped_column(String(100))
     recorded_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # An auto decision drawn into the audit sample (a person checks it after the fact).
+    audit_sample: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     appeal: Mapped[AppealRow] = relationship(back_populates="decisions")
 
@@ -150,6 +153,9 @@ class ReviewItemRow(Base):
     enqueued_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     resolved_at: Mapped[datetime | None] = mapped_column(DateTime)
     resolved_by: Mapped[str | None] = mapped_column(String(100))
+    # An audit item: the appeal was routed automatically and is checked after the fact.
+    audit: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    outcome: Mapped[str | None] = mapped_column(String(16))  # confirmed | corrected (audit items)
 
 
 class CorrectionRow(Base):
@@ -165,6 +171,47 @@ class CorrectionRow(Base):
     author: Mapped[str] = mapped_column(String(100))
     comment: Mapped[str] = mapped_column(Text, default="")
     recorded_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class AuditVerdictRow(Base):
+    """A person's verdict on one label the model decided alone, for an audit-sample appeal."""
+
+    __tablename__ = "routing_audit_verdicts"
+    __table_args__ = (UniqueConstraint("appeal_id", "label", name="uq_routing_audit_verdicts_key"),
+                      Index("ix_routing_audit_verdicts_model_label", "model_version", "label"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    appeal_id: Mapped[int] = mapped_column(ForeignKey("appeals.id", ondelete="CASCADE"))
+    label: Mapped[str] = mapped_column(String(64))
+    model_version: Mapped[str] = mapped_column(String(100))
+    predicted: Mapped[str] = mapped_column(String(500))
+    confidence: Mapped[float] = mapped_column(Float)
+    threshold: Mapped[float | None] = mapped_column(Float)  # effective when the model decided
+    correct: Mapped[bool] = mapped_column(Boolean)
+    corrected_to: Mapped[str | None] = mapped_column(String(500))
+    reviewer: Mapped[str] = mapped_column(String(100))
+    recorded_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class ThresholdOverrideRow(Base):
+    """A label's threshold raised by the precision audit, per model version (router's floor).
+
+    ``threshold`` is None after an admin reset; ``evidence_since`` then makes the audit count only
+    verdicts recorded after the reset.
+    """
+
+    __tablename__ = "routing_thresholds"
+    __table_args__ = (UniqueConstraint("model_version", "label", name="uq_routing_thresholds_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_version: Mapped[str] = mapped_column(String(100))
+    label: Mapped[str] = mapped_column(String(64))
+    threshold: Mapped[float | None] = mapped_column(Float)
+    bundle_threshold: Mapped[float | None] = mapped_column(Float)
+    evidence_since: Mapped[datetime | None] = mapped_column(DateTime)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    updated_by: Mapped[str] = mapped_column(String(100))
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
 class ModelVersionRow(Base):

@@ -107,8 +107,9 @@ def queue_query(
     channel: str | None = None,
     priority: str | None = None,
     min_urgency: float | None = None,
+    audit: bool | None = None,
 ) -> Select[Any]:
-    """The review queue, most urgent first, then oldest first."""
+    """The review queue, most urgent first, then oldest first (``audit``: audit items or not)."""
     query = select(ReviewItemRow, AppealRow).join(AppealRow,
                                                   AppealRow.id == ReviewItemRow.appeal_id)
     if status is not None:
@@ -123,6 +124,8 @@ def queue_query(
         query = query.where(ReviewItemRow.priority == priority)
     if min_urgency is not None:
         query = query.where(ReviewItemRow.urgency >= min_urgency)
+    if audit is not None:
+        query = query.where(ReviewItemRow.audit.is_(audit))
     return query.order_by(ReviewItemRow.urgency.desc(), ReviewItemRow.enqueued_at,
                           ReviewItemRow.id)
 
