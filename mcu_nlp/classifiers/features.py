@@ -17,6 +17,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from mcu_nlp.classifiers.ngrams import NgramBatch, char_ngrams, word_ngram_strings, word_ngrams
+from mcu_nlp.text.normalize import EMAIL_RE, PHONE_RE, URL_RE
 
 # Serving batches (a request, a micro-batch) are featurized by several models in turn, each for its
 # probabilities and again for its explanation. The n-gram hashes do not depend on the model, so
@@ -25,21 +26,20 @@ from mcu_nlp.classifiers.ngrams import NgramBatch, char_ngrams, word_ngram_strin
 CACHE_MAX_TEXTS = 1024
 _last_extraction: tuple[tuple[str, ...], list[str], dict[NgramSpec, NgramBatch]] | None = None
 
-# Placeholders keep the signal "a phone/link was given" without learning individual numbers.
-_URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
-_EMAIL = re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+")
-_PHONE = re.compile(r"(?<!\d)(?:\+7|8)?[\s(-]*\d{3}[\s)-]*\d{3}[\s-]*\d{2}[\s-]*\d{2}(?!\d)")
+# Placeholders keep the signal "a phone/link was given" without learning individual numbers. The
+# patterns are the text pipeline's (linear-time, tested on adversarial input); e-mails go first,
+# as their domain would otherwise look like a link.
 _DIGITS = re.compile(r"\d+")
 _SPECIAL = re.compile(
     r"[@/:]|\d{5}"
-)  # cheap pre-check: only such texts can hold a URL/e-mail/phone
+)  # cheap pre-check: only such texts are searched for a URL/e-mail/phone
 
 
 def prepare_text(text: str) -> str:
     """Lower case, ё→е, URLs/e-mails/phones → placeholders, digit runs → ``0``."""
     text = text.lower().replace("ё", "е")
     if _SPECIAL.search(text):
-        text = _PHONE.sub(" phonex ", _EMAIL.sub(" emailx ", _URL.sub(" urlx ", text)))
+        text = PHONE_RE.sub(" phonex ", URL_RE.sub(" urlx ", EMAIL_RE.sub(" emailx ", text)))
     return _DIGITS.sub("0", text)
 
 

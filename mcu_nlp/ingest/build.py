@@ -25,7 +25,8 @@ MAX_TEXT_CHARS = 20_000
 
 _BINARY_MARK = re.compile(r"[\x00\ufffd]")
 _CONTROL = re.compile(r"[\x01-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
-_BLANK_LINES = re.compile(r"[ \t]*\n(?:[ \t]*\n)+")
+# Starts only where a run of spaces starts (else a search rescans long runs: quadratic).
+_BLANK_LINES = re.compile(r"(?<![ \t])[ \t]*+\n(?:[ \t]*+\n)+")
 
 
 def _cell_to_str(value: Any, strip_quote: bool, keep_nested: bool = True) -> Any:

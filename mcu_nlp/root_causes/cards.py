@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -85,15 +84,9 @@ class RootCause:
 
 
 def _masker() -> Callable[[str], str]:
-    try:
-        from mcu_nlp.text.masking import mask_personal_data
-    except ImportError:  # until the masking module lands: at least phones and e-mails
-        phone = re.compile(r"(?:\+7|\b8)[\s(-]*\d{3}[\s)-]*\d{3}[\s-]*\d{2}[\s-]*\d{2}\b")
-        email = re.compile(r"\b[\w.+-]+@[\w-]+\.[\w.-]+\b")
+    # Imported on first use: the masking module loads the morphology dictionaries.
+    from mcu_nlp.text.masking import mask_personal_data
 
-        def mask_basic(text: str) -> str:
-            return email.sub("[EMAIL]", phone.sub("[ТЕЛЕФОН]", text))
-        return mask_basic
     return mask_personal_data
 
 

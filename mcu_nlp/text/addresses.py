@@ -62,7 +62,9 @@ _SPB_ALIASES = frozenset({"спб", "с-пб", "с.-петербург", "пет
 # Only punctuation may separate the parts of one address.
 _PART_GAP = re.compile(r"[\s,.;:()№-]*")
 _HOUSE_NUMBER = re.compile(r"\d+[а-яa-z]?(?:/\d+[а-яa-z]?)?", re.IGNORECASE)
-_NUMBER_AFTER_STREET = re.compile(r"[\s,]*(\d+[а-яА-Я]?(?:/\d+[а-яА-Я]?)?)(?![\w/])")
+# Starts only where a run of separators starts, so a search is linear on «   …» too; match it
+# against the text after a street (``text[stop:]``), where nothing precedes the run.
+_NUMBER_AFTER_STREET = re.compile(r"(?<![\s,\d])[\s,]*+(\d++[а-яА-Я]?(?:/\d++[а-яА-Я]?)?)(?![\w/])")
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,11 +205,11 @@ def _part_of_match(match: Any) -> AddressPart:
 def _with_bare_house(text: str, parts: list[AddressPart]) -> list[AddressPart]:
     # natasha needs «д.» before a house number; «ул. Гагаринская 6/1» is just as common.
     if parts and parts[-1].kind == "street":
-        number = _NUMBER_AFTER_STREET.match(text, parts[-1].stop)
+        stop = parts[-1].stop
+        number = _NUMBER_AFTER_STREET.match(text[stop:])
         if number:
-            parts.append(
-                AddressPart("house", number.group(1), "дом", number.start(1), number.end())
-            )
+            parts.append(AddressPart("house", number.group(1), "дом", stop + number.start(1),
+                                     stop + number.end()))
     return parts
 
 
@@ -245,16 +247,16 @@ def extract_addresses(text: str) -> list[Address]:
 _FIELD_PATTERNS: tuple[tuple[str, str | None, re.Pattern[str]], ...] = tuple(
     (kind, part_type, re.compile(pattern, re.IGNORECASE))
     for kind, part_type, pattern in (
-        ("settlement", None, r"^(?:город|г\.|г(?=\s))\s*(?P<v>.+)$"),
-        ("settlement", None, r"^(?:посёлок|поселок|пос\.|п\.|пгт\.?|село|деревня)\s*(?P<v>.+)$"),
+        ("settlement", None, r"^(?:город|г\.|г(?=\s))\s*+(?P<v>.+)$"),
+        ("settlement", None, r"^(?:посёлок|поселок|пос\.|п\.|пгт\.?|село|деревня)\s*+(?P<v>.+)$"),
         ("house", "дом", r"^(?:дом|д\.)\s*(?P<v>\S.*)$"),
         ("building", "корпус", r"^(?:корпус|корп\.?|к\.)\s*(?P<v>\S+)$"),
         ("building", "строение", r"^(?:строение|стр\.?)\s*(?P<v>\S+)$"),
         ("other", "литера", r"^(?:литера|лит\.?)\s*(?P<v>\S+)$"),
         ("apartment", "квартира", r"^(?:квартира|кв\.?)\s*(?P<v>\S+)$"),
         ("region", None, r"^(?P<v>.+\s(?:область|край|республика))$"),
-        ("district", "муниципальный округ", r"^(?:муниципальный округ|МО)\s+(?P<v>.+)$"),
-        ("district", "район", r"^(?P<v>.+)\s+район$"),
+        ("district", "муниципальный округ", r"^(?:муниципальный округ|МО)\s++(?P<v>.+)$"),
+        ("district", "район", r"^(?P<v>.*\S)\s+район$"),
     )
 )
 _STREET_TYPES = {

@@ -47,10 +47,12 @@ VK_MENTION_RE = re.compile(r"\[id\d+\|[^\[\]|]*\]")
 """A VK mention of a person, ``[id432975601|Наталья Чемова]`` (``[club…|…]`` are communities)."""
 
 APARTMENT_RE = re.compile(
-    r"(?<![\w-])(?:кв(?:\b\.?|(?=\d))|квартир(?:а|ы|е|у|ой)\b)\s*(?:№|N|#)?\s*"
-    r"\d+[а-яa-z]?(?:(?:\s*[,;-]\s*|\s+и\s+)\d+[а-яa-z]?)*(?![\w/])"
+    # Runs of spaces are matched possessively (*+, ++): a sign between two runs is never a space,
+    # so the split is unique, and a long run of spaces cannot be re-split quadratically.
+    r"(?<![\w-])(?:кв(?:\b\.?|(?=\d))|квартир(?:а|ы|е|у|ой)\b)\s*+(?:№|N|#)?\s*+"
+    r"\d+[а-яa-z]?(?:(?:\s*+[,;-]\s*+|\s++и\s++)\d+[а-яa-z]?)*(?![\w/])"
     # «квартиры 1 этажа» names a floor, not an apartment.
-    r"(?!\s*-?\s*(?:го|й|м|ом)?\s*этаж)",
+    r"(?!\s*+-?\s*+(?:го|й|м|ом)?\s*+этаж)",
     re.IGNORECASE,
 )
 """An apartment number after «кв.», «квартира», «квартире», … (lists «230,238» included)."""
@@ -81,8 +83,8 @@ _STREET_WORDS = (
 _BEFORE_STREET_NAME = re.compile(
     rf"(?:^|[^\w-])(?i:{_STREET_WORDS})\b\.?\s*(?:[А-ЯЁ][а-яё]+\.?\s+)?$", re.MULTILINE
 )
-_AFTER_STREET_NAME = re.compile(
-    rf"^[^\S\n]*,?[^\S\n]*(?:\d|(?i:{_STREET_WORDS})\b\.?\s*№?\s*\d|(?i:{_STREET_WORDS})\b)"
+_AFTER_STREET_NAME = re.compile(  # possessive runs of spaces: linear on «    …» (see APARTMENT_RE)
+    rf"^[^\S\n]*+,?[^\S\n]*+(?:\d|(?i:{_STREET_WORDS})\b\.?\s*+№?\s*+\d|(?i:{_STREET_WORDS})\b)"
 )
 
 

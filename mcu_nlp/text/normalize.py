@@ -34,9 +34,14 @@ _LOOKS_LIKE_HTML = re.compile(
     rf"</?(?:{_HTML_TAG_NAMES})\b[^<>]*>|&(?:[a-zA-Z][a-zA-Z0-9]{{1,31}}|#[0-9]{{1,7}}|#[xX][0-9a-fA-F]{{1,6}});",
     re.IGNORECASE,
 )
-_DROPPED_BLOCKS = re.compile(
-    r"<(script|style|head|title)\b[^>]*>.*?</\1\s*>|<!--.*?(?:-->|$)", re.IGNORECASE | re.DOTALL
+# Blocks dropped with their content: <script>…</script> (and style, head, title) and comments.
+# They are found by hand, not by one lazy regex, which rescans the rest of the text for every
+# unclosed <script> and so is quadratic on «<script><script>…».
+_BLOCK_NAMES = ("script", "style", "head", "title")
+_BLOCK_START = re.compile(
+    "<(?:" + "|".join(f"(?P<{name}>{name})" for name in _BLOCK_NAMES) + r")\b|<!--", re.IGNORECASE
 )
+_BLOCK_END = {name: re.compile(rf"</{name}\s*+>", re.IGNORECASE) for name in _BLOCK_NAMES}
 _BREAKING_TAGS = re.compile(
     r"<(?:br|hr)\b[^<>]*>|</?(?:p|div|li|ul|ol|tr|table|blockquote|pre|h[1-6])\b[^<>]*>",
     re.IGNORECASE,
@@ -99,12 +104,18 @@ URL_RE = re.compile(
     (?:
         (?:https?|ftp)://[^\s<>"'«»]+
       | www\.[^\s<>"'«»]+
-      | (?:[a-z0-9-]+\.)+(?:ru|su|com|org|net|info|рф|me|ly|gl|io)/[^\s<>"'«»]*
+        # A bare domain does not start inside a run of domain characters: a start after each
+        # «1.» of «1.1.1…» or «a-» of «a-a-a…» would rescan the run (a quadratic search).
+      | (?<![a-z0-9.-]-)(?<![a-z0-9-]\.)(?:[a-z0-9-]++\.)+(?:ru|su|com|org|net|info|рф|me|ly|gl|io)/
+        [^\s<>"'«»]*
     )
     (?<![.,;:!?)\]}])""",
     re.IGNORECASE | re.VERBOSE,
 )
-"""A web link: with a scheme, starting with ``www.``, or a bare ``site.ru/path``."""
+"""A web link: with a scheme, starting with ``www.``, or a bare ``site.ru/path``.
+
+Linear in the text's length: each alternative has one way to split a string, and a bare domain
+is tried only at the start of a run of domain characters."""
 
 PHONE_RE = re.compile(
     r"""(?<![\w+])
@@ -136,6 +147,40 @@ def looks_like_html(text: str) -> bool:
     return _LOOKS_LIKE_HTML.search(text) is not None
 
 
+def _drop_blocks(text: str) -> str:
+    r"""Replace scripts, styles, heads, titles and comments (with their content) by a space.
+
+    The same spans as ``<(script|style|head|title)\b[^>]*>.*?</\1\s*>|<!--.*?(?:-->|$)``
+    (case-insensitive, ``.`` matching line breaks) replaced left to right, in linear time: once
+    a block has no closing tag (or no ``>``) after some point, no later block of that name has
+    one, so it is not looked for again.
+    """
+    pieces: list[str] = []
+    position = kept_from = 0
+    unclosed: set[str] = set()  # block names without a closing tag after ``position``
+    no_tag_end = False  # no ">" after ``position``
+    end_of_text = len(text) - 1 if text.endswith("\n") else len(text)  # where "$" matches
+    while (start := _BLOCK_START.search(text, position)) is not None:
+        name = start.lastgroup
+        if name is None:  # a comment: up to "-->", else to the end ("$")
+            close = text.find("-->", start.end())
+            end = close + 3 if close != -1 else max(end_of_text, start.end())
+        else:
+            tag_end = -1 if no_tag_end or name in unclosed else text.find(">", start.end())
+            no_tag_end = no_tag_end or (tag_end == -1 and name not in unclosed)
+            close_tag = None if tag_end == -1 else _BLOCK_END[name].search(text, tag_end + 1)
+            if close_tag is None:
+                if tag_end != -1:
+                    unclosed.add(name)
+                position = start.start() + 1
+                continue
+            end = close_tag.end()
+        pieces += (text[kept_from : start.start()], " ")
+        position = kept_from = end
+    pieces.append(text[kept_from:])
+    return "".join(pieces)
+
+
 def strip_html(text: str) -> str:
     """Turn an HTML fragment into plain text.
 
@@ -152,7 +197,7 @@ def strip_html(text: str) -> str:
     """
     # Each round strictly shortens the text, so the loop ends; 8 rounds cover any real export.
     for _ in range(8):
-        stripped = _DROPPED_BLOCKS.sub(" ", text)
+        stripped = _drop_blocks(text)
         stripped = _BREAKING_TAGS.sub("\n", stripped)
         stripped = _ANY_TAG.sub("", stripped)
         stripped = html.unescape(stripped)
