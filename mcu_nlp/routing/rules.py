@@ -15,11 +15,14 @@ Example::
       - id: official-complaints
         when: {channel: ["59-fz"], regex: ["(?i)прокуратур"]}
         then: {review: true, priority: high}
+
+Regexes are written in Python's syntax and run by RE2 (:mod:`mcu_nlp.routing.safe_regex`), in
+time linear in the appeal's length; a rule whose regex needs backtracking (backreferences,
+lookarounds) is refused when the file is loaded.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +32,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from mcu_nlp.routing.lemmas import phrase_found, phrase_lemmas
+from mcu_nlp.routing.safe_regex import RulePattern, UnsupportedPattern, compile_rule_regex
 
 PRIORITIES = ("low", "normal", "high", "critical")
 DEFAULT_RULES_PATH = Path(__file__).resolve().parent / "default_rules.yaml"
@@ -60,16 +64,6 @@ class RuleConditions(BaseModel):
     territory: list[str] = Field(default_factory=list)
     topic: TopicCondition | None = None
     window: int = Field(default=5, ge=1, le=50, description="Lemma window for keyword phrases.")
-
-    @field_validator("regex")
-    @classmethod
-    def _compiles(cls, patterns: list[str]) -> list[str]:
-        for pattern in patterns:
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise ValueError(f"regex {pattern!r} does not compile: {exc}") from exc
-        return patterns
 
     @model_validator(mode="after")
     def _not_empty(self) -> RuleConditions:
@@ -112,6 +106,16 @@ class RoutingRule(BaseModel):
     enabled: bool = True
     when: RuleConditions
     then: RuleAction
+
+    @model_validator(mode="after")
+    def _regexes_compile(self) -> RoutingRule:
+        """Every regex must compile for RE2 (linear time); the error names the rule."""
+        for pattern in self.when.regex:
+            try:
+                compile_rule_regex(pattern)
+            except UnsupportedPattern as exc:
+                raise ValueError(f"rule {self.id!r}: regex {pattern!r} {_refusal(exc)}") from exc
+        return self
 
     @property
     def decides(self) -> bool:
@@ -160,7 +164,7 @@ class RuleBook:
 
     source: RulesFile
     _phrases: dict[str, tuple[tuple[str, ...], ...]]
-    _patterns: dict[str, tuple[re.Pattern[str], ...]]
+    _patterns: dict[str, tuple[RulePattern, ...]]
 
     @property
     def version(self) -> str:
@@ -172,7 +176,8 @@ class RuleBook:
         """Prepare validated rules for matching."""
         phrases = {rule.id: tuple(p for p in (phrase_lemmas(k) for k in rule.when.keywords) if p)
                    for rule in rules.rules}
-        patterns = {rule.id: tuple(re.compile(p) for p in rule.when.regex) for rule in rules.rules}
+        patterns = {rule.id: tuple(compile_rule_regex(p) for p in rule.when.regex)
+                    for rule in rules.rules}
         return cls(source=rules, _phrases=phrases, _patterns=patterns)
 
     def matching(self, subject: RuleSubject) -> list[RoutingRule]:
@@ -200,6 +205,11 @@ class RuleBook:
             if value not in when.topic.values or confidence < needed:
                 return False
         return True
+
+
+def _refusal(error: UnsupportedPattern) -> str:
+    reason = str(error)
+    return reason if reason.startswith(("does not", "cannot")) else f"is refused: {reason}"
 
 
 def _territory_in(territory: str | None, allowed: Sequence[str]) -> bool:
