@@ -4,7 +4,9 @@ Start with :func:`read_appeals` (any file; format and export kind are recognised
 one export: :func:`read_spb_portal`, :func:`read_im_export`, :func:`read_pos_export`,
 :func:`read_fz59_export`. Each returns a :class:`ReadResult`: the appeals, and a
 :class:`RowError` (line, reason, raw text) for every row that could not be read — one bad row never
-stops the rest. A file that cannot be read at all raises :class:`IngestError`.
+stops the rest. A file that cannot be read at all raises :class:`IngestError`, and so does a file
+over the size limits of :class:`IngestLimits` (decompressed bytes, rows, columns); a cell over
+the character limit rejects only its row.
 
 Metadata values are JSON-safe (strings, numbers, ``None``, nested JSON): timestamps in metadata
 are ISO 8601 strings; :func:`appeals_to_frame` turns them into ``datetime64`` columns.
@@ -12,6 +14,7 @@ are ISO 8601 strings; :func:`appeals_to_frame` turns them into ``datetime64`` co
 
 from mcu_nlp.ingest.build import MAX_TEXT_CHARS
 from mcu_nlp.ingest.frame import appeals_to_frame
+from mcu_nlp.ingest.limits import IngestLimits, current_limits
 from mcu_nlp.ingest.mapping import (
     FZ59_EXPORT,
     IM_EXPORT,
@@ -42,9 +45,11 @@ __all__ = [
     "SPB_PORTAL",
     "ColumnMapping",
     "IngestError",
+    "IngestLimits",
     "ReadResult",
     "RowError",
     "appeals_to_frame",
+    "current_limits",
     "detect_kind",
     "format_of",
     "guess_mapping",

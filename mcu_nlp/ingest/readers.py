@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Literal
 
 from mcu_nlp.ingest.build import build_appeals
+from mcu_nlp.ingest.limits import IngestLimits, current_limits
 from mcu_nlp.ingest.mapping import (
     FZ59_EXPORT,
     IM_EXPORT,
@@ -57,11 +58,12 @@ def format_of(filename: str | os.PathLike[str] | None) -> Format | None:
     return _SUFFIX_FORMATS.get(suffixes[-1]) if suffixes else None
 
 
-def _read_table(data: bytes, fmt: Format | None) -> tuple[RawTable, str]:
+def _read_table(data: bytes, fmt: Format | None, limits: IngestLimits
+                ) -> tuple[RawTable, str]:
     """Decode and split the content; returns the table and the decoded text ('' for XLSX)."""
-    data = unpack(data)
+    data = unpack(data, limits)
     if data.startswith(ZIP_MAGIC):  # whatever the name says, a ZIP container is a workbook
-        return read_xlsx_table(data), ""
+        return read_xlsx_table(data, limits), ""
     if fmt == "xlsx":
         raise IngestError("the file is named as XLSX but is not a ZIP workbook; is it a CSV?")
     text, encoding = decode(data)
@@ -70,7 +72,7 @@ def _read_table(data: bytes, fmt: Format | None) -> tuple[RawTable, str]:
         fmt = "json" if start in ("[", "{") else "csv"
     reader = {"csv": read_csv_table, "json": read_json_table, "jsonl": read_json_lines_table}[fmt]
     try:
-        table = reader(text)
+        table = reader(text, limits)
     except IngestError as error:
         raise _maybe_binary(error, text) from None
     table.encoding = encoding
@@ -98,8 +100,8 @@ def _mapping_for(header: list[str], mapping: ColumnMapping | None,
 
 
 def read_appeals_bytes(data: bytes, *, filename: str | None = None, format: Format | None = None,
-                       mapping: ColumnMapping | None = None, kind: Kind | None = None
-                       ) -> ReadResult:
+                       mapping: ColumnMapping | None = None, kind: Kind | None = None,
+                       limits: IngestLimits | None = None) -> ReadResult:
     """Read an export held in memory (an API upload).
 
     Args:
@@ -110,16 +112,17 @@ def read_appeals_bytes(data: bytes, *, filename: str | None = None, format: Form
         mapping: The column mapping; default: the one of ``kind``.
         kind: ``spb_portal``, ``im``, ``pos``, ``fz59`` or ``generic``; default: recognised from
             the header, falling back to common column names.
+        limits: Size limits; default: :func:`~mcu_nlp.ingest.limits.current_limits`.
 
     Returns:
-        The appeals and the rejected rows.
+        The appeals and the rejected rows (a cell over ``limits.max_cell_chars`` rejects its row).
 
     Raises:
         IngestError: The content as a whole cannot be read (binary, not a table, required
-            columns missing).
+            columns missing) or is over the limits (size after decompression, rows, columns).
     """
     fmt = format or format_of(filename)
-    table, text = _read_table(data, fmt)
+    table, text = _read_table(data, fmt, limits or current_limits())
     try:
         chosen, chosen_kind = _mapping_for(table.header, mapping, kind)
         result = build_appeals(table, chosen, kind=chosen_kind)
@@ -131,7 +134,8 @@ def read_appeals_bytes(data: bytes, *, filename: str | None = None, format: Form
 
 
 def read_appeals(path: str | os.PathLike[str], *, format: Format | None = None,
-                 mapping: ColumnMapping | None = None, kind: Kind | None = None) -> ReadResult:
+                 mapping: ColumnMapping | None = None, kind: Kind | None = None,
+                 limits: IngestLimits | None = None) -> ReadResult:
     """Read an export file of any supported format and kind.
 
     The format comes from the extension (``.csv``, ``.tsv``, ``.xlsx``, ``.json``, ``.jsonl``,
@@ -139,15 +143,21 @@ def read_appeals(path: str | os.PathLike[str], *, format: Format | None = None,
     :func:`~mcu_nlp.ingest.mapping.detect_kind`). See :func:`read_appeals_bytes` for the rest.
 
     Raises:
-        IngestError: The file cannot be opened or read as a whole.
+        IngestError: The file cannot be opened or read as a whole, or is over the limits.
     """
+    limits = limits or current_limits()
     try:
-        data = Path(path).read_bytes()
+        with Path(path).open("rb") as file:
+            size = os.fstat(file.fileno()).st_size
+            if size > limits.max_bytes:  # refused unread
+                raise IngestError(f"{Path(path).name}: the file ({size / (1 << 20):,.1f} MiB) "
+                                  f"is larger than {limits.describe('max_bytes')} allow")
+            data = file.read()
     except OSError as error:
         raise IngestError(f"cannot open {path}: {error.strerror or error}") from error
     try:
         return read_appeals_bytes(data, filename=os.fspath(path), format=format, mapping=mapping,
-                                  kind=kind)
+                                  kind=kind, limits=limits)
     except IngestError as error:
         raise IngestError(f"{Path(path).name}: {error}") from None
 
