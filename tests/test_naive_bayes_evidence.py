@@ -68,7 +68,8 @@ def test_model_with_evidence_round_trips(parts, tmp_path, monkeypatch) -> None:
     assert config["evidence"]["alpha"] == 0.1
     assert config["calibration"]["evidence_weight"] == 0.2
     loaded = load_classifier(path)
-    np.testing.assert_allclose(loaded.predict_proba(test), model.predict_proba(test), atol=2e-3)
+    # float16 weights on disk: scores move by a few thousandths.
+    np.testing.assert_allclose(loaded.predict_proba(test), model.predict_proba(test), atol=5e-3)
 
 
 def test_models_saved_before_the_evidence_existed_still_load(parts, tmp_path) -> None:
@@ -83,4 +84,5 @@ def test_models_saved_before_the_evidence_existed_still_load(parts, tmp_path) ->
     (path / "config.json").write_text(json.dumps(config))
     loaded = load_classifier(path)
     assert loaded.naive_bayes_alphas == () and loaded.evidence_ is None
-    np.testing.assert_allclose(loaded.predict_proba(test), model.predict_proba(test), atol=2e-3)
+    # float16 weights on disk: scores move by a few thousandths.
+    np.testing.assert_allclose(loaded.predict_proba(test), model.predict_proba(test), atol=5e-3)

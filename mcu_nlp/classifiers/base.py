@@ -15,6 +15,8 @@ import numpy as np
 import pandas as pd
 
 TEXT_COLUMN = "text"
+MIN_CALIBRATION_ROWS = 500
+MAX_SMALL_DATA_SHARE = 0.2
 
 
 @runtime_checkable
@@ -81,7 +83,8 @@ def calibration_parts(
 
     Both come back as frames (with ``columns`` added empty where missing, see :func:`as_frame`)
     and labels as object arrays. Rows are expected in time order, so the tail is the most recent
-    part (as in ``EVAL.md``).
+    part (as in ``EVAL.md``). The tail is ``share`` of the rows, but on small data at least
+    :data:`MIN_CALIBRATION_ROWS` (never more than a fifth of them).
     """
     frame, labels = as_frame(X, columns), np.asarray(y, dtype=object)
     if len(frame) != len(labels):
@@ -91,7 +94,8 @@ def calibration_parts(
             raise ValueError("X_calibration needs y_calibration")
         return (frame, labels, as_frame(X_calibration, columns),
                 np.asarray(y_calibration, dtype=object))
-    n_hold = int(round(len(frame) * share))
+    n_hold = max(int(round(len(frame) * share)),
+                 min(MIN_CALIBRATION_ROWS, int(len(frame) * MAX_SMALL_DATA_SHARE)))
     if n_hold < 1 or len(frame) - n_hold < 2:
         raise ValueError("too few rows to hold out a calibration part")
     return frame.iloc[:-n_hold], labels[:-n_hold], frame.iloc[-n_hold:], labels[-n_hold:]

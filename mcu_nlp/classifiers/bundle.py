@@ -52,13 +52,26 @@ class ModelBundle:
         version: str,
         thresholds: Mapping[str, float] | None = None,
         metrics: Mapping[str, Any] | None = None,
+        class_thresholds: Mapping[str, Mapping[str, float]] | None = None,
     ) -> None:
         if not models:
             raise ValueError("a bundle needs at least one label model")
         self.models = dict(models)
         self.version = version
         self.thresholds = {label: float(value) for label, value in (thresholds or {}).items()}
+        # Per predicted class: Mondrian certificates ("__other__" for the pooled classes), and
+        # ``inf`` for classes too rare to route; other classes use ``thresholds``.
+        self.class_thresholds = {
+            label: {str(k): float(v) for k, v in values.items()}
+            for label, values in (class_thresholds or {}).items() if values
+        }
         self.metrics = dict(metrics or {})
+
+    def threshold_for(self, label: str, value: str) -> float | None:
+        """The auto-route threshold that applies when ``label`` is predicted as ``value``."""
+        by_class = self.class_thresholds.get(label) or {}
+        threshold = by_class.get(value, by_class.get("__other__", self.thresholds.get(label)))
+        return None if threshold is None or not np.isfinite(threshold) else float(threshold)
 
     @property
     def labels(self) -> list[str]:
@@ -80,16 +93,13 @@ class ModelBundle:
                 if explain and hasattr(model, "explain")
                 else [[] for _ in range(len(frame))]
             )
-            threshold = self.thresholds.get(label)
             for row in range(len(frame)):
                 top = [(str(model.classes_[j]), float(proba[row, j])) for j in order[row]]
                 out[row][label] = LabelPrediction(
                     label=label,
                     top=top,
                     confidence=top[0][1],
-                    threshold=None
-                    if threshold is None or not np.isfinite(threshold)
-                    else threshold,
+                    threshold=self.threshold_for(label, top[0][0]),
                     explanation=explanations[row],
                 )
         return out
@@ -105,6 +115,10 @@ class ModelBundle:
             config={
                 "version": self.version,
                 "thresholds": thresholds,
+                "class_thresholds": {
+                    label: {k: (v if np.isfinite(v) else None) for k, v in values.items()}
+                    for label, values in self.class_thresholds.items()
+                },
                 "models": {lb: _safe(lb) for lb in self.models},
             },
             arrays={},
@@ -127,11 +141,16 @@ class ModelBundle:
             k: (float("inf") if v is None else float(v))
             for k, v in artifact.config["thresholds"].items()
         }
+        class_thresholds = {
+            label: {k: (float("inf") if v is None else float(v)) for k, v in values.items()}
+            for label, values in (artifact.config.get("class_thresholds") or {}).items()
+        }
         return cls(
             models,
             version=artifact.config["version"],
             thresholds=thresholds,
             metrics=artifact.manifest.get("metrics"),
+            class_thresholds=class_thresholds,
         )
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Self
 
 import numpy as np
+import pandas as pd
 from scipy.optimize import minimize
 from scipy.special import softmax
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
@@ -29,11 +30,15 @@ class EnsembleClassifier(ClassifierMixin, BaseEstimator):
         members: Unfitted classifiers that accept ``X_calibration``/``y_calibration`` in ``fit``.
         calibration_share: Tail share of the rows (time order) held out when no calibration set
             is given.
+        refit: Once the pooling weights are fitted on the calibration rows (members unaware of
+            them), members that can (``refit_on``) learn again from all rows.
     """
 
-    def __init__(self, members: Sequence[Any] = (), *, calibration_share: float = 0.1) -> None:
+    def __init__(self, members: Sequence[Any] = (), *, calibration_share: float = 0.1,
+                 refit: bool = True) -> None:
         self.members = members
         self.calibration_share = calibration_share
+        self.refit = refit
 
     def fit(
         self,
@@ -48,10 +53,14 @@ class EnsembleClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError("an ensemble needs at least one member")
         frame, labels, X_calibration, cal_labels = calibration_parts(
             X, y, X_calibration, y_calibration, self.calibration_share)
-        self.members_ = [
-            clone(member).fit(frame, labels, X_calibration=X_calibration, y_calibration=cal_labels)
-            for member in self.members
-        ]
+        self.members_ = []
+        for member in self.members:
+            member = clone(member)
+            if "refit" in member.get_params(deep=False):
+                # Pooling weights need member scores on rows the members never learned from.
+                member.set_params(refit=False)
+            self.members_.append(
+                member.fit(frame, labels, X_calibration=X_calibration, y_calibration=cal_labels))
         self.classes_ = np.array(
             sorted(set().union(*(m.classes_.tolist() for m in self.members_)), key=str),
             dtype=object,
@@ -60,6 +69,12 @@ class EnsembleClassifier(ClassifierMixin, BaseEstimator):
         self.weights_ = _fit_weights(
             self._member_log_proba(X_calibration), np.array([index[label] for label in cal_labels])
         )
+        if self.refit:
+            everything = pd.concat([frame, as_frame(X_calibration)], ignore_index=True)
+            everything_labels = np.concatenate([labels, np.asarray(cal_labels, dtype=object)])
+            for member in self.members_:
+                if hasattr(member, "refit_on"):
+                    member.refit_on(everything, everything_labels)
         return self
 
     @classmethod

@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any, Self
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
-from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.svm import LinearSVC
 from sklearn.utils.validation import check_is_fitted
@@ -27,6 +28,7 @@ from mcu_nlp.classifiers.calibration import (
 from mcu_nlp.classifiers.context import ContextPrior, DuplicateMemory
 from mcu_nlp.classifiers.features import DEFAULT_BLOCKS, NgramSpec, TextFeaturizer
 from mcu_nlp.classifiers.naive_bayes import NaiveBayesEvidence
+from mcu_nlp.classifiers.selection import SMALL_DATA_ROWS, Selection, choose_settings
 
 KIND = "sparse-text"
 # Fewer calibration rows than this leave the naive-Bayes choice to chance: no evidence term.
@@ -43,13 +45,26 @@ class SparseTextClassifier(ClassifierMixin, BaseEstimator):
         C: Inverse regularisation strength of the linear model.
         use_memory: Learn label counts of exact (normalized) duplicate texts.
         calibration_share: Share of the training rows, taken from the end (rows are expected in time
-            order), held out to calibrate when no calibration set is passed to :meth:`fit`.
+            order), held out to calibrate when no calibration set is passed to :meth:`fit` (at
+            least 500 rows or a fifth of small data, see
+            :func:`~mcu_nlp.classifiers.base.calibration_parts`). The most recent 5 % calibrate
+            the stack closer to tomorrow's mix of topics than an older, larger slice.
         blocks: TF-IDF blocks; ``None`` means the default word 1–2 + char 2–5 grams.
-        class_weight: ``None`` or ``"balanced"`` (rare topics weigh more: better macro-F1).
+        class_weight: ``None`` or ``"balanced"`` (rare topics weigh more: better macro-F1; the
+            default since the stack recalibrates the confidence).
         context_one_hot: Also give the linear model one-hot columns of the context values.
         naive_bayes_alphas: Smoothing values tried for the naive-Bayes evidence of the stack
             (:mod:`mcu_nlp.classifiers.naive_bayes`); whether to use it, and which, is chosen on
             the calibration part. Empty: no naive-Bayes term.
+        refit: After the stack is calibrated, fit the features, linear model, memory, priors and
+            naive-Bayes evidence again on the training and calibration rows together, keeping
+            the stack weights. The most recent rows are the most like tomorrow's appeals, so
+            they should not be left out of the model; thresholds are then certified on rows
+            that neither fit saw.
+        tune: ``"auto"``: on small data (fewer than
+            :data:`~mcu_nlp.classifiers.selection.SMALL_DATA_ROWS` rows) choose ``C`` and
+            ``class_weight`` by time-ordered cross-validation inside the training rows
+            (:mod:`mcu_nlp.classifiers.selection`); ``"off"``: use the given settings.
     """
 
     def __init__(
@@ -59,11 +74,13 @@ class SparseTextClassifier(ClassifierMixin, BaseEstimator):
         linear: str = "svm",
         C: float = 0.5,
         use_memory: bool = True,
-        calibration_share: float = 0.1,
+        calibration_share: float = 0.05,
         blocks: Sequence[NgramSpec] | None = None,
-        class_weight: str | None = None,
+        class_weight: str | None = "balanced",
         context_one_hot: bool = True,
         naive_bayes_alphas: Sequence[float] = (0.03, 0.1),
+        refit: bool = True,
+        tune: str = "auto",
     ) -> None:
         self.context_columns = context_columns
         self.linear = linear
@@ -74,6 +91,8 @@ class SparseTextClassifier(ClassifierMixin, BaseEstimator):
         self.class_weight = class_weight
         self.context_one_hot = context_one_hot
         self.naive_bayes_alphas = naive_bayes_alphas
+        self.refit = refit
+        self.tune = tune
 
     # ------------------------------------------------------------------ training
     def fit(
@@ -87,31 +106,26 @@ class SparseTextClassifier(ClassifierMixin, BaseEstimator):
         """Fit on ``X``/``y``; calibrate on the given set or on the tail of ``X``."""
         frame, labels, calibration, calibration_labels = calibration_parts(
             X, y, X_calibration, y_calibration, self.calibration_share, self.context_columns)
+        self.selection_ = self._select(frame, labels, calibration, calibration_labels)
+        # The settings in use (the constructor's, or those chosen by cross-validation).
+        self.settings_ = {"C": self.C, "class_weight": self.class_weight}
+        if self.selection_ is not None:
+            self.settings_.update(self.selection_.params)
 
         self.classes_ = label_classes(labels, calibration_labels)
         index = {label: i for i, label in enumerate(self.classes_)}
         y_index = np.array([index[label] for label in labels])
-        texts = texts_of(frame)
-
-        self.featurizer_ = TextFeaturizer(self.blocks or DEFAULT_BLOCKS)
-        self.priors_ = [
-            ContextPrior().fit(frame[column].tolist(), y_index, len(self.classes_))
-            for column in self.context_columns
-        ]
-        text_features = self.featurizer_.fit_transform(texts)
-        self._fit_linear(self._with_context(text_features, frame), y_index)
-        self.memory_ = (
-            DuplicateMemory().fit(texts, y_index, len(self.classes_)) if self.use_memory else None
-        )
+        text_features = self._fit_components(frame, y_index)
         calibration_index = np.array([index[label] for label in calibration_labels])
         self.evidence_ = None
         calibration_features = self.featurizer_.transform(texts_of(calibration))
         parts = self._parts(calibration, calibration_features)
+        alpha: float | None = None
         if self.naive_bayes_alphas and len(calibration) >= MIN_ROWS_TO_CHOOSE_EVIDENCE:
             candidates = {
-                float(alpha): NaiveBayesEvidence(float(alpha)).fit(
+                float(a): NaiveBayesEvidence(float(a)).fit(
                     text_features, y_index, len(self.classes_))
-                for alpha in self.naive_bayes_alphas
+                for a in self.naive_bayes_alphas
             }
             evidence = {a: nb.log_proba(calibration_features) for a, nb in candidates.items()}
             alpha, weight = choose_evidence_weight(calibration_index, *parts[:3], evidence)
@@ -122,16 +136,75 @@ class SparseTextClassifier(ClassifierMixin, BaseEstimator):
                                                          evidence_weight=weight)
         if self.evidence_ is None:
             self.calibration_ = StackCalibration.fit(calibration_index, *parts[:3])
-        self.training_data_hash_ = data_hash(texts, labels)
+        self.training_data_hash_ = data_hash(texts_of(frame), labels)
+        if self.refit:
+            self.refit_on(pd.concat([frame, calibration], ignore_index=True),
+                          np.concatenate([labels, calibration_labels]))
         return self
+
+    def refit_on(self, X: Any, y: Sequence[Any]) -> Self:
+        """Fit the components again on ``X``/``y``, keeping classes and stack weights.
+
+        Used once the stack is calibrated on rows the first fit did not see: the final model
+        then learns from every labelled row, including the most recent ones. Rows whose label is
+        not among ``classes_`` are left out.
+        """
+        check_is_fitted(self, "calibration_")
+        frame, labels = as_frame(X, self.context_columns), np.asarray(y, dtype=object)
+        index = {label: i for i, label in enumerate(self.classes_)}
+        known = np.array([label in index for label in labels], dtype=bool)
+        if not known.all():
+            frame, labels = frame[known].reset_index(drop=True), labels[known]
+        y_index = np.array([index[label] for label in labels])
+        text_features = self._fit_components(frame, y_index)
+        if self.evidence_ is not None:
+            self.evidence_ = NaiveBayesEvidence(self.evidence_.alpha).fit(
+                text_features, y_index, len(self.classes_))
+        self.training_data_hash_ = data_hash(texts_of(frame), labels)
+        return self
+
+    def _select(self, frame: pd.DataFrame, labels: np.ndarray, calibration: pd.DataFrame,
+                calibration_labels: np.ndarray) -> Selection | None:
+        """Cross-validated settings on small data (``tune="auto"``), else ``None``."""
+        if self.tune == "off":
+            return None
+        if self.tune != "auto":
+            raise ValueError(f"tune must be 'auto' or 'off', got {self.tune!r}")
+        n_rows = len(frame) + len(calibration)
+        if n_rows >= SMALL_DATA_ROWS or n_rows < 100:
+            return None
+        rows = pd.concat([frame, calibration], ignore_index=True)
+        return choose_settings(
+            lambda params: clone(self).set_params(tune="off", refit=False, **params),
+            rows, np.concatenate([labels, calibration_labels]))
+
+    def _fit_components(self, frame: Any, y_index: np.ndarray) -> sp.csr_matrix:
+        """Fit features, context priors, linear model and memory; the TF-IDF rows come back."""
+        texts = texts_of(frame)
+        self._word_columns = None
+        self.featurizer_ = TextFeaturizer(self.blocks or DEFAULT_BLOCKS)
+        self.priors_ = [
+            ContextPrior().fit(frame[column].tolist(), y_index, len(self.classes_))
+            for column in self.context_columns
+        ]
+        text_features = self.featurizer_.fit_transform(texts)
+        self._fit_linear(self._with_context(text_features, frame), y_index)
+        self.memory_ = (
+            DuplicateMemory().fit(texts, y_index, len(self.classes_)) if self.use_memory else None
+        )
+        return text_features
 
     def _fit_linear(self, features: Any, y_index: np.ndarray) -> None:
         n_classes = len(self.classes_)
         present = np.unique(y_index)
+        settings = getattr(self, "settings_", None) or {"C": self.C,
+                                                        "class_weight": self.class_weight}
         if self.linear == "svm":
-            model = LinearSVC(C=self.C, dual=True, max_iter=2000, class_weight=self.class_weight)
+            model = LinearSVC(C=settings["C"], dual=True, max_iter=2000,
+                              class_weight=settings["class_weight"])
         elif self.linear == "logreg":
-            model = LogisticRegression(C=self.C, max_iter=300, class_weight=self.class_weight)
+            model = LogisticRegression(C=settings["C"], max_iter=300,
+                                       class_weight=settings["class_weight"])
         else:
             raise ValueError(f"linear must be 'svm' or 'logreg', got {self.linear!r}")
         model.fit(features, y_index)
@@ -238,7 +311,12 @@ class SparseTextClassifier(ClassifierMixin, BaseEstimator):
                 "class_weight": self.class_weight,
                 "context_one_hot": self.context_one_hot,
                 "naive_bayes_alphas": list(self.naive_bayes_alphas),
+                "refit": self.refit,
+                "tune": self.tune,
             },
+            "settings": self.settings_,
+            "selection": None if getattr(self, "selection_", None) is None
+            else self.selection_.as_dict(),
             "features": feature_config,
             "calibration": {
                 "text_weight": self.calibration_.text_weight,
@@ -281,6 +359,9 @@ class SparseTextClassifier(ClassifierMixin, BaseEstimator):
         params.setdefault("naive_bayes_alphas", [])
         params["naive_bayes_alphas"] = tuple(params["naive_bayes_alphas"])
         model = cls(**params)
+        model.settings_ = config.get("settings") or {"C": model.C,
+                                                     "class_weight": model.class_weight}
+        model.selection_ = None
         model.classes_ = np.array(artifact.labels, dtype=object)
         model.featurizer_ = TextFeaturizer.from_state(config["features"], arrays, "features.")
         model.coef_ = arrays["linear.coef"].astype(np.float32)

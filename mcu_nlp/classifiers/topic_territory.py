@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Self
 
 import numpy as np
+import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
@@ -44,6 +45,8 @@ class TopicTerritoryClassifier(ClassifierMixin, BaseEstimator):
         context_columns: Categorical place columns known at filing time (e.g. ``("district",)``).
         smoothing: Pseudo-count pulling a (topic, place) cell towards ``P(label | topic)``.
         calibration_share: Tail share of the rows held out when no calibration set is given.
+        refit: Once the topic model is calibrated, learn it and the table again from the
+            training and calibration rows together (see :meth:`refit_on`).
     """
 
     def __init__(
@@ -53,11 +56,13 @@ class TopicTerritoryClassifier(ClassifierMixin, BaseEstimator):
         context_columns: Sequence[str] = (),
         smoothing: float = 0.5,
         calibration_share: float = 0.1,
+        refit: bool = True,
     ) -> None:
         self.topic_column = topic_column
         self.context_columns = context_columns
         self.smoothing = smoothing
         self.calibration_share = calibration_share
+        self.refit = refit
 
     # ------------------------------------------------------------------ training
     def fit(
@@ -85,12 +90,33 @@ class TopicTerritoryClassifier(ClassifierMixin, BaseEstimator):
         if has_topic.sum() < 2 or cal_topic.sum() < 1:
             raise ValueError(f"too few rows with a {self.topic_column!r} topic to learn from")
         topic_rows = frame[has_topic]
-        self.topic_model_ = SparseTextClassifier().fit(
+        self.topic_model_ = SparseTextClassifier(refit=False).fit(
             topic_rows, topic_rows[self.topic_column].astype(str).to_numpy(),
             X_calibration=calibration[cal_topic],
             y_calibration=calibration[self.topic_column][cal_topic].astype(str).to_numpy(),
         )
         self._fit_table(topic_rows, labels[has_topic])
+        if self.refit:
+            self.refit_on(pd.concat([frame, calibration], ignore_index=True),
+                          np.concatenate([labels, calibration_labels]))
+        return self
+
+    def refit_on(self, X: Any, y: Sequence[Any]) -> Self:
+        """Learn the topic model's components and the routing table again from ``X``/``y``.
+
+        The topic model keeps its calibration; rows without a topic or with a label outside
+        ``classes_`` are left out.
+        """
+        check_is_fitted(self, "table_")
+        frame, labels = as_frame(X, self.context_columns), np.asarray(y, dtype=object)
+        known = set(self.classes_.tolist())
+        keep = _present(frame[self.topic_column]) & np.array([lb in known for lb in labels],
+                                                              dtype=bool)
+        rows, labels = frame[keep].reset_index(drop=True), labels[keep]
+        self.topic_model_.refit_on(rows, rows[self.topic_column].astype(str).to_numpy())
+        topics = set(self.topic_model_.classes_.tolist())
+        in_model = rows[self.topic_column].astype(str).isin(topics).to_numpy()
+        self._fit_table(rows[in_model], labels[in_model])
         return self
 
     def _fit_table(self, rows: Any, labels: np.ndarray) -> None:

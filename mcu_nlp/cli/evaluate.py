@@ -22,10 +22,20 @@ _PART_COLUMNS = (
 )
 
 
+def _interval(figures: dict) -> str:
+    low, high = figures.get("precision_ci95") or (None, None)
+    return "—" if low is None or high is None else f"{low:.3f}–{high:.3f}"
+
+
 def print_results(results: list[dict]) -> None:
-    """One table: a row per model × part."""
-    table = Table(title="Evaluation (EVAL.md protocol)")
-    for column in ("label", "model", "part", "rows", *_PART_COLUMNS):
+    """One table: a row per model × part.
+
+    Coverage and precision are at the certified auto-route threshold; the precision's 95 %
+    interval and the EVAL.md yardstick (threshold without a bound) stand beside them.
+    """
+    table = Table(title="Evaluation (EVAL.md protocol; coverage at the certified threshold)")
+    for column in ("label", "model", "part", "rows", *_PART_COLUMNS, "precision 95% CI",
+                   "yardstick cov (prec)"):
         table.add_column(
             column, justify="right" if column not in ("label", "model", "part") else "left"
         )
@@ -37,15 +47,23 @@ def print_results(results: list[dict]) -> None:
             cells = [
                 f"{figures[c]:.3f}" if isinstance(figures[c], float) else "—" for c in _PART_COLUMNS
             ]
-            table.add_row(result["label"], result["model"], part, str(figures["rows"]), *cells)
+            yard = figures.get("yardstick") or {}
+            yard_cell = (f"{yard['coverage']:.3f} ({yard['precision']:.3f})"
+                         if yard.get("precision") is not None else "—")
+            table.add_row(result["label"], result["model"], part, str(figures["rows"]), *cells,
+                          _interval(figures), yard_cell)
     console.print(table)
     for result in results:
+        certificate = result.get("certificate") or {}
         console.print(
             f"{result['label']} / {result['model']}: train {result['train_seconds']} s, "
             f"{result['texts_per_second']:.0f} texts/s batch, "
             f"{result['single_texts_per_second']:.0f} texts/s one at a time, "
-            f"threshold {result['threshold']}"
+            f"threshold {result['threshold']} ({certificate.get('method', '?')}: "
+            f"{certificate.get('reason', '')})"
         )
+        if result.get("skipped_rows"):
+            console.print(f"rows skipped (no text or no label): {result['skipped_rows']}")
 
 
 def register(app: typer.Typer) -> None:

@@ -46,10 +46,13 @@ def register(app: typer.Typer) -> None:
             registry.register(path, activate=True, actor="cli")
             for label, figures in bundle.metrics.items():
                 test = figures.get("test", {})
+                low, high = test.get("precision_ci95") or (None, None)
+                interval = f" (95 % CI {low:.1%}–{high:.1%})" if low is not None else ""
                 console.print(
                     f"  {label}: test macro-F1 {test.get('macro_f1', 0):.3f}, "
                     f"routed automatically {test.get('coverage_at_95', 0):.1%} at "
-                    f"precision {test.get('precision_at_threshold') or 0:.1%}"
+                    f"precision {test.get('precision_at_threshold') or 0:.1%}{interval}; "
+                    f"certificate: {figures.get('certificate', {}).get('reason', '')}"
                 )
         console.print(f"active model version: [bold]{registry.active_version()}[/bold]")
         import_command(file=None, dataset="spb", kind=None, chunk_size=500)

@@ -23,6 +23,8 @@ class QualityReport:
     coverage_at_95: float
     precision_at_threshold: float
     threshold: float
+    routed: int = 0
+    precision_ci95: tuple[float, float] = (float("nan"), float("nan"))
 
     def as_dict(self) -> dict[str, float | int]:
         """Plain dict for JSON."""
@@ -61,8 +63,16 @@ def quality_report(
     classes: Sequence[object],
     *,
     threshold: float,
+    routed: np.ndarray | None = None,
 ) -> QualityReport:
-    """Accuracy, macro/weighted F1, top-3, and coverage/precision at a fixed threshold."""
+    """Accuracy, macro/weighted F1, top-3, and coverage/precision at a fixed threshold.
+
+    ``routed`` (a row mask) replaces the threshold test where thresholds differ by class (see
+    :meth:`mcu_nlp.evaluation.certify.Certificate.routed_mask`). The realized precision of the
+    routed rows comes with its two-sided 95 % Clopper–Pearson interval.
+    """
+    from mcu_nlp.evaluation.certify import precision_interval
+
     classes_arr = np.asarray(classes, dtype=object)
     truth = np.asarray(y_true, dtype=object)
     if len(truth) == 0:
@@ -72,8 +82,9 @@ def quality_report(
     k = min(3, proba.shape[1])
     top_k = np.argpartition(-proba, kth=k - 1, axis=1)[:, :k]
     in_top3 = (classes_arr[top_k] == truth[:, None]).any(axis=1)
-    confident = proba.max(axis=1) >= threshold
+    confident = proba.max(axis=1) >= threshold if routed is None else np.asarray(routed, bool)
     covered = int(confident.sum())
+    hits = int((predicted[confident] == truth[confident]).sum())
     return QualityReport(
         rows=len(truth),
         accuracy=float(accuracy_score(truth, predicted)),
@@ -87,4 +98,6 @@ def quality_report(
         if covered
         else float("nan"),
         threshold=float(threshold),
+        routed=covered,
+        precision_ci95=precision_interval(hits, covered),
     )

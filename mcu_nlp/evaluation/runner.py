@@ -1,4 +1,15 @@
-"""Run the fixed protocol for one label and one model: fit, choose the threshold, measure."""
+"""Run the fixed protocol for one label and one model: fit, certify the threshold, measure.
+
+The model is fitted on the protocol's ``fit`` part only; whatever it calibrates (stack, pooling
+weights, components) it takes from that part's own time tail. The ``validation`` part is then
+used for thresholds alone:
+
+* the product's auto-route threshold, certified with a finite-sample precision bound
+  (:mod:`mcu_nlp.evaluation.certify`) — the figures of every part (``coverage_at_95``,
+  ``precision_at_threshold`` with its 95 % interval) are at this threshold;
+* the EVAL.md yardstick threshold (lowest validation threshold with precision ≥ 0.95, no bound),
+  reported beside as ``yardstick`` so figures stay comparable with earlier versions.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +22,13 @@ import numpy as np
 import pandas as pd
 
 from mcu_nlp.classifiers.base import AppealClassifier
+from mcu_nlp.evaluation.certify import (
+    CONFIDENCE_LEVEL,
+    TARGET_PRECISION,
+    certify_model,
+    rare_classes,
+)
+from mcu_nlp.evaluation.guards import check_features, check_threshold_rows
 from mcu_nlp.evaluation.metrics import QualityReport, choose_threshold, quality_report
 from mcu_nlp.evaluation.protocol import ProtocolSplit
 
@@ -27,6 +45,9 @@ class EvaluationResult:
     texts_per_second: float
     single_texts_per_second: float
     split: dict[str, int] = field(default_factory=dict)
+    certificate: dict[str, Any] = field(default_factory=dict)
+    yardstick: dict[str, dict[str, Any]] = field(default_factory=dict)
+    skipped: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON layout: one key per part (``test``, ``unseen``, ...) plus timings."""
@@ -35,9 +56,13 @@ class EvaluationResult:
             "model": self.model,
             "threshold": _finite(self.threshold),
             "split": self.split,
+            "skipped_rows": self.skipped,
+            "certificate": {k: _finite(v) for k, v in self.certificate.items()},
         }
         for name, report in self.parts.items():
             out[name] = {k: _finite(v) for k, v in report.as_dict().items()}
+            if name in self.yardstick:
+                out[name]["yardstick"] = self.yardstick[name]
         out.update(
             train_seconds=round(self.train_seconds, 2),
             texts_per_second=round(self.texts_per_second, 1),
@@ -49,14 +74,18 @@ class EvaluationResult:
 def _finite(value: Any) -> Any:
     if isinstance(value, float) and not np.isfinite(value):
         return None
+    if isinstance(value, tuple | list):
+        return [_finite(v) for v in value]
     return value
 
 
 def labelled(split: ProtocolSplit, label: str) -> ProtocolSplit:
-    """The split without rows whose label is missing."""
+    """The split without rows whose label or text is missing (empty rows of an export)."""
 
     def keep(frame: pd.DataFrame) -> pd.Series:
-        return frame[label].notna() & (frame[label].astype(str).str.strip() != "")
+        text = frame["text"] if "text" in frame.columns else pd.Series("x", index=frame.index)
+        return (frame[label].notna() & (frame[label].astype(str).str.strip() != "")
+                & text.notna() & (text.astype(str).str.strip() != ""))
 
     test_keep = keep(split.test).to_numpy()
     return ProtocolSplit(
@@ -76,24 +105,35 @@ def evaluate_model(
     model_name: str = "model",
     extra_parts: Mapping[str, Callable[[pd.DataFrame], np.ndarray]] | None = None,
     single_sample: int = 300,
+    target: float = TARGET_PRECISION,
+    level: float = CONFIDENCE_LEVEL,
+    feature_columns: tuple[str, ...] = (),
 ) -> tuple[EvaluationResult, AppealClassifier]:
-    """Fit on ``fit``, calibrate and pick the 95 %-precision threshold on ``validation``, test.
+    """Fit on ``fit``, certify the auto-route threshold on ``validation``, test.
 
     ``extra_parts`` names further test subsets by a mask function over the test frame (e.g.
-    closed reports only for the routing label).
+    closed reports only for the routing label). ``feature_columns`` are the inputs the model
+    reads besides the text; a column written after filing is refused (see
+    :mod:`mcu_nlp.evaluation.guards`).
     """
+    check_features(feature_columns, label)
+    before = split.summary()
     split = labelled(split, label)
+    after = split.summary()
+    skipped = {part: before[part] - after[part] for part in ("fit", "validation", "test")
+               if before[part] != after[part]}
     started = time.perf_counter()
-    model = make_model().fit(
-        split.fit,
-        split.fit[label].to_numpy(),
-        X_calibration=split.validation,
-        y_calibration=split.validation[label].to_numpy(),
-    )
+    model = make_model().fit(split.fit, split.fit[label].to_numpy())
     train_seconds = time.perf_counter() - started
-    threshold = choose_threshold(
-        split.validation[label].to_numpy(), model.predict_proba(split.validation), model.classes_
-    )
+    validation_truth = split.validation[label].to_numpy()
+    validation_proba = model.predict_proba(split.validation)
+    check_threshold_rows(split.validation, split.test)
+    certificate = certify_model(validation_truth, validation_proba, model.classes_,
+                                target=target, level=level,
+                                never_route=rare_classes(split.fit[label]))
+    yardstick_threshold = choose_threshold(validation_truth, validation_proba, model.classes_,
+                                           target_precision=target)
+    threshold = certificate.threshold
 
     started = time.perf_counter()
     proba = model.predict_proba(split.test)
@@ -109,11 +149,21 @@ def evaluate_model(
     masks.update(
         {name: np.asarray(fn(split.test), dtype=bool) for name, fn in (extra_parts or {}).items()}
     )
+    routed = certificate.routed_mask(proba, model.classes_)
     parts = {
-        name: quality_report(truth[mask], proba[mask], model.classes_, threshold=threshold)
+        name: quality_report(truth[mask], proba[mask], model.classes_, threshold=threshold,
+                             routed=routed[mask])
         for name, mask in masks.items()
         if mask.any()
     }
+    yardstick = {}
+    for name, mask in masks.items():
+        if mask.any():
+            plain = quality_report(truth[mask], proba[mask], model.classes_,
+                                   threshold=yardstick_threshold)
+            yardstick[name] = {"threshold": _finite(yardstick_threshold),
+                               "coverage": plain.coverage_at_95,
+                               "precision": _finite(plain.precision_at_threshold)}
     result = EvaluationResult(
         label=label,
         model=model_name,
@@ -123,5 +173,8 @@ def evaluate_model(
         texts_per_second=batch_rate,
         single_texts_per_second=single_rate,
         split=split.summary(),
+        certificate=certificate.as_dict(),
+        yardstick=yardstick,
+        skipped=skipped,
     )
     return result, model

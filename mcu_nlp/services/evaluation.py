@@ -99,6 +99,7 @@ def run_evaluation(request: EvaluationRequest, *, save_model: Path | None = None
         request.label,
         model_name=recipe if topic is None else f"{recipe} (topic: {topic})",
         extra_parts=extra,
+        feature_columns=tuple(context),
     )
     figures = result.as_dict()
     figures["context_columns"] = list(context)

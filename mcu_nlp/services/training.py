@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+import math
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -11,8 +12,14 @@ import pandas as pd
 
 from mcu_nlp.classifiers.bundle import ModelBundle
 from mcu_nlp.classifiers.factory import DEFAULT_MODEL, make_classifier
+from mcu_nlp.evaluation.certify import (
+    CONFIDENCE_LEVEL,
+    TARGET_PRECISION,
+    certify_model,
+    rare_classes,
+)
 from mcu_nlp.evaluation.metrics import choose_threshold, quality_report
-from mcu_nlp.evaluation.protocol import VALIDATION_SHARE, split_by_time
+from mcu_nlp.evaluation.protocol import certification_rows, split_by_time
 from mcu_nlp.settings import get_settings
 
 DEFAULT_CONTEXT = ("district",)
@@ -39,30 +46,41 @@ def train_bundle(
     model: str = DEFAULT_MODEL,
     test_frame: pd.DataFrame | None = None,
     routing_topics: Mapping[str, str] | None = None,
+    target: float = TARGET_PRECISION,
+    level: float = CONFIDENCE_LEVEL,
 ) -> ModelBundle:
-    """Fit one classifier per label, choose its routing threshold on validation, save the bundle.
+    """Fit one classifier per label, certify its auto-route threshold, save the bundle.
+
+    The classifier is fitted (and calibrates its stack on its own time tail) on ``frame``
+    only; the auto-route threshold is certified on ``validation_frame``, which nothing else
+    sees (:mod:`mcu_nlp.evaluation.certify`): the routed share is at least ``target`` precise
+    with confidence ``level``. Where nothing can be certified the label routes nothing
+    automatically, and the bundle's metrics say why.
 
     Args:
         frame: Training appeals with ``text``, the label columns and the context columns. If no
-            ``validation_frame`` is given, its last 10 % by ``created_at`` is held out.
+            ``validation_frame`` is given, its latest rows by ``created_at`` are held out (10 %,
+            more for small data: :func:`mcu_nlp.evaluation.protocol.certification_rows`).
         labels: Label columns to learn; rows missing a label are skipped for that label.
         version: Name of the model version.
         out_dir: Bundle folder to write.
-        validation_frame: Held-out appeals for calibration and thresholds.
+        validation_frame: Held-out appeals for the certified thresholds only.
         context_columns: Categorical inputs known at filing time (missing ones are added empty).
         model: Recipe name (see :func:`mcu_nlp.classifiers.factory.make_classifier`).
         test_frame: Optional later appeals; their figures are recorded in the manifest.
         routing_topics: Routing label → topic label (default :data:`DEFAULT_ROUTING_TOPICS`).
             With the default recipe, such a label gets the ``routing`` recipe when the training
             and validation rows carry the topic label.
+        target: Promised precision of the auto-routed appeals.
+        level: Confidence of the promise (``1 − δ``).
     """
     topics = DEFAULT_ROUTING_TOPICS if routing_topics is None else routing_topics
     if validation_frame is None:
         ordered = frame.sort_values("created_at", kind="stable") if "created_at" in frame else frame
-        n_hold = max(1, int(round(len(ordered) * VALIDATION_SHARE)))
+        n_hold = certification_rows(len(ordered))
         frame, validation_frame = ordered.iloc[:-n_hold], ordered.iloc[-n_hold:]
     context = [c for c in context_columns if c in frame.columns]
-    models, thresholds, metrics = {}, {}, {}
+    models, thresholds, class_thresholds, metrics = {}, {}, {}, {}
     for label in labels:
         fit_part = _labelled(frame, label)
         validation_part = _labelled(validation_frame, label)
@@ -73,28 +91,29 @@ def train_bundle(
             )
         recipe, topic = recipe_for(label, fit_part, validation_part, model, topics)
         classifier = make_classifier(recipe, context_columns=context, topic_column=topic).fit(
-            fit_part,
-            fit_part[label].to_numpy(),
-            X_calibration=validation_part,
-            y_calibration=validation_part[label].to_numpy(),
-        )
+            fit_part, fit_part[label].to_numpy())
         validation_proba = classifier.predict_proba(validation_part)
-        thresholds[label] = choose_threshold(
-            validation_part[label].to_numpy(), validation_proba, classifier.classes_
-        )
+        truth = validation_part[label].to_numpy()
+        certificate = certify_model(truth, validation_proba, classifier.classes_,
+                                    target=target, level=level,
+                                    never_route=rare_classes(fit_part[label]))
+        thresholds[label] = certificate.threshold
+        class_thresholds[label] = certificate.bundle_thresholds()
         metrics[label] = {
             "recipe": recipe if topic is None else f"{recipe} (topic: {topic})",
-            "validation": _report(
-                validation_part, label, validation_proba, classifier, thresholds[label]
-            )
+            "certificate": certificate.as_dict(),
+            "yardstick_threshold": _finite(choose_threshold(
+                truth, validation_proba, classifier.classes_, target_precision=target)),
+            "validation": _report(validation_part, label, validation_proba, classifier,
+                                  certificate),
         }
         if test_frame is not None and not _labelled(test_frame, label).empty:
             test_part = _labelled(test_frame, label)
             metrics[label]["test"] = _report(
-                test_part, label, classifier.predict_proba(test_part), classifier, thresholds[label]
-            )
+                test_part, label, classifier.predict_proba(test_part), classifier, certificate)
         models[label] = classifier
-    bundle = ModelBundle(models, version=version, thresholds=thresholds, metrics=metrics)
+    bundle = ModelBundle(models, version=version, thresholds=thresholds, metrics=metrics,
+                         class_thresholds=class_thresholds)
     bundle.save(out_dir)
     return bundle
 
@@ -119,16 +138,26 @@ def recipe_for(
 
 def _labelled(frame: pd.DataFrame, label: str) -> pd.DataFrame:
     keep = frame[label].notna() & (frame[label].astype(str).str.strip() != "")
+    if "text" in frame.columns:
+        keep &= frame["text"].notna() & (frame["text"].astype(str).str.strip() != "")
     return frame[keep].reset_index(drop=True)
 
 
-def _report(
-    part: pd.DataFrame, label: str, proba: Any, classifier: Any, threshold: float
-) -> dict[str, Any]:
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, tuple | list):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _report(part: pd.DataFrame, label: str, proba: Any, classifier: Any, certificate: Any
+            ) -> dict[str, Any]:
     report = quality_report(
-        part[label].to_numpy(), proba, classifier.classes_, threshold=threshold
+        part[label].to_numpy(), proba, classifier.classes_, threshold=certificate.threshold,
+        routed=certificate.routed_mask(proba, classifier.classes_),
     ).as_dict()
-    return {k: (None if isinstance(v, float) and v != v else v) for k, v in report.items()}
+    return {k: _finite(v) for k, v in report.items()}
 
 
 def train_reference_bundle(
