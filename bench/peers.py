@@ -39,8 +39,8 @@ from sklearn.preprocessing import OneHotEncoder
 from sklearn.svm import LinearSVC
 
 from mcu_nlp.classifiers.factory import DEFAULT_MODEL, make_classifier
-from mcu_nlp.evaluation.datasets import load_spb
 from mcu_nlp.evaluation.certify import certify_model, rare_classes
+from mcu_nlp.evaluation.datasets import load_spb
 from mcu_nlp.evaluation.metrics import choose_threshold, quality_report
 from mcu_nlp.evaluation.protocol import split_by_time
 from mcu_nlp.evaluation.runner import labelled

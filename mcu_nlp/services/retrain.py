@@ -19,6 +19,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from mcu_nlp.evaluation.protocol import certification_rows
 from mcu_nlp.services.models import ModelBundleLike, ModelRegistry
 from mcu_nlp.storage import Store
 from mcu_nlp.storage import repositories as repo
@@ -82,10 +83,9 @@ def score_bundle(bundle: ModelBundleLike, frame: pd.DataFrame, labels: Sequence[
             continue
         truth = frame[label].astype(str).to_numpy()[known]
         top = np.array([str(p[label].top[0][0]) for p in predictions])[known]
-        confidence = np.array([float(p[label].confidence) for p in predictions])[known]
-        threshold = bundle.thresholds.get(label)
-        auto = (confidence >= threshold if threshold is not None and np.isfinite(threshold)
-                else np.zeros(len(truth), bool))
+        # Each prediction carries the threshold that applies to its class (per-class
+        # certificates, rare classes never routed).
+        auto = np.array([bool(p[label].confident) for p in predictions], dtype=bool)[known]
         correct = top == truth
         metrics[label] = {
             "rows": int(known.sum()),
@@ -137,7 +137,8 @@ def retrain(
                            f"need at least {min_rows}")
     cut = int(len(frame) * (1.0 - holdout_share))
     train, holdout = frame.iloc[:cut], frame.iloc[cut:]
-    validation_cut = int(len(train) * 0.9)  # the protocol's thresholds: last 10 % of train
+    # The certified thresholds' rows: the newest 10 % of train (more on small data).
+    validation_cut = len(train) - certification_rows(len(train))
     fit_part, validation = train.iloc[:validation_cut], train.iloc[validation_cut:]
     version = version or f"retrain-{datetime.now(UTC):%Y%m%dT%H%M%S}"
     if train_fn is None:
