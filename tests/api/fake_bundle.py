@@ -25,6 +25,11 @@ class LabelPrediction:
     threshold: float | None
     explanation: list[tuple[str, float]]
 
+    @property
+    def confident(self) -> bool:
+        """Whether the confidence reaches the label's routing threshold (as the real bundle)."""
+        return self.threshold is not None and self.confidence >= self.threshold
+
 
 def _inputs(frame: pd.DataFrame) -> list[str]:
     district = frame["district"] if "district" in frame else pd.Series([""] * len(frame))
