@@ -20,7 +20,8 @@ def make_classifier(
 ) -> AppealClassifier:
     """An unfitted classifier by recipe name.
 
-    * ``sparse`` — the default: TF-IDF n-grams + linear SVM + duplicate memory + context priors.
+    * ``sparse`` — the default: TF-IDF n-grams + linear SVM + duplicate memory + context priors;
+      on small data its settings are chosen by time-ordered cross-validation.
     * ``routing`` — for a routing label (the department): log-linear pooling of ``sparse`` and
       the topic × territory model (:mod:`mcu_nlp.classifiers.topic_territory`), which needs
       ``topic_column``, a topic label of the training rows (e.g. the fine topic).
@@ -37,14 +38,14 @@ def make_classifier(
     from mcu_nlp.classifiers.sparse import SparseTextClassifier
 
     if name == "sparse":
-        return SparseTextClassifier(context_columns=tuple(context_columns))
+        return SparseTextClassifier(context_columns=tuple(context_columns), tune="auto")
     if name == "routing":
         from mcu_nlp.classifiers.topic_territory import TopicTerritoryClassifier
 
         if not topic_column:
             raise ValueError("the routing recipe needs a topic column (a topic label to learn)")
         return EnsembleClassifier([
-            SparseTextClassifier(context_columns=tuple(context_columns)),
+            SparseTextClassifier(context_columns=tuple(context_columns), tune="auto"),
             TopicTerritoryClassifier(topic_column=topic_column,
                                      context_columns=tuple(context_columns)),
         ])

@@ -64,7 +64,9 @@ class SparseTextClassifier(ClassifierMixin, BaseEstimator):
         tune: ``"auto"``: on small data (fewer than
             :data:`~mcu_nlp.classifiers.selection.SMALL_DATA_ROWS` rows) choose ``C`` and
             ``class_weight`` by time-ordered cross-validation inside the training rows
-            (:mod:`mcu_nlp.classifiers.selection`); ``"off"``: use the given settings.
+            (:mod:`mcu_nlp.classifiers.selection`); ``"off"``: use the given settings. The
+            training job's recipes (:func:`~mcu_nlp.classifiers.factory.make_classifier`) ask
+            for ``"auto"``.
     """
 
     def __init__(
@@ -80,7 +82,7 @@ class SparseTextClassifier(ClassifierMixin, BaseEstimator):
         context_one_hot: bool = True,
         naive_bayes_alphas: Sequence[float] = (0.03, 0.1),
         refit: bool = True,
-        tune: str = "auto",
+        tune: str = "off",
     ) -> None:
         self.context_columns = context_columns
         self.linear = linear
