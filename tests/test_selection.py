@@ -20,8 +20,8 @@ def _appeals(n: int, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
     rng = np.random.default_rng(seed)
     labels = rng.choice(list(TOPICS), size=n)
     filler = ["прошу принять меры", "уже не первый раз", "жители дома", "срочно", "спасибо"]
-    texts = [f"{rng.choice(filler)} {TOPICS[label]} {rng.choice(filler)} дом {rng.integers(1, 9999)}"
-             for label in labels]
+    texts = [f"{rng.choice(filler)} {TOPICS[label]} {rng.choice(filler)} "
+             f"дом {rng.integers(1, 9999)}" for label in labels]
     return pd.DataFrame({"text": texts}), labels
 
 
