@@ -6,8 +6,6 @@ alerts; the figures come from :mod:`mcu_nlp.services.reporting`.
 
 from __future__ import annotations
 
-import csv
-import io
 from datetime import date
 from typing import Annotated, Literal
 
@@ -19,7 +17,7 @@ from api import schemas
 from api import schemas_analytics as out
 from api.analytics import Analyst, Analytics, AnalyticsData, EmptyStore, http_error
 from api.deps import Services
-from mcu_nlp.reports.cur_export import CSV_COLUMNS, cur_rows
+from mcu_nlp.reports.cur_export import cur_csv
 from mcu_nlp.reports.note import AnalyticalNote
 from mcu_nlp.reports.periods import Period, PeriodKind, report_period
 from mcu_nlp.routing.precision import PrecisionPolicy
@@ -103,11 +101,8 @@ def cur_export(analytics: Analytics, services: Services, _: Analyst, period: Per
         raise http_error(exc) from exc
     if format == "json":
         return document
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(cur_rows(document))
-    return Response(buffer.getvalue(), media_type="text/csv; charset=utf-8",
+    # spreadsheet-safe: a territory "=HYPERLINK(...)" is written as text, never run by Excel
+    return Response(cur_csv(document), media_type="text/csv; charset=utf-8",
                     headers=_filename("cur", chosen, "csv"))
 
 

@@ -4,20 +4,22 @@ Two files with the same figures (schema in ``docs/cur_export.md``):
 
 * ``cur_<kind>_<start>_<end>.json`` — nested document, ``schema_version`` :data:`SCHEMA_VERSION`;
 * ``cur_<kind>_<start>_<end>.csv`` — long format, one figure per row
-  (``period_kind, period_start, period_end, section, key, metric, value``), UTF-8, comma-separated.
+  (``period_kind, period_start, period_end, section, key, metric, value``), UTF-8, comma-separated,
+  spreadsheet-safe (a name such as ``=HYPERLINK(…)`` is written as ``'=HYPERLINK(…)``, see
+  :mod:`mcu_nlp.reports.safe_csv`).
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from pathlib import Path
 from typing import Any
 
 from mcu_nlp.reports.note import AnalyticalNote, CountRow
+from mcu_nlp.reports.safe_csv import csv_text
 
-__all__ = ["SCHEMA_NAME", "SCHEMA_VERSION", "cur_document", "cur_rows", "write_cur_export"]
+__all__ = ["SCHEMA_NAME", "SCHEMA_VERSION", "cur_csv", "cur_document", "cur_rows",
+           "write_cur_export"]
 
 SCHEMA_NAME = "mcu-nlp/cur-export"
 SCHEMA_VERSION = 1
@@ -83,6 +85,11 @@ def cur_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def cur_csv(doc: dict[str, Any]) -> str:
+    """The document's long-format rows as spreadsheet-safe CSV text."""
+    return csv_text(cur_rows(doc), CSV_COLUMNS)
+
+
 def write_cur_export(note: AnalyticalNote, out_dir: str | Path,
                      municipality: str | None = None) -> tuple[Path, Path]:
     """Write the JSON and CSV files into ``out_dir`` (created if missing); returns their paths."""
@@ -93,9 +100,5 @@ def write_cur_export(note: AnalyticalNote, out_dir: str | Path,
     stem = f"cur_{p['kind']}_{p['start']}_{p['end']}"
     json_path, csv_path = out / f"{stem}.json", out / f"{stem}.csv"
     json_path.write_text(json.dumps(doc, ensure_ascii=False, indent=2), encoding="utf-8")
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(cur_rows(doc))
-    csv_path.write_text(buf.getvalue(), encoding="utf-8")
+    csv_path.write_text(cur_csv(doc), encoding="utf-8", newline="")
     return json_path, csv_path
