@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import PurePath
+
 from api import schemas
+from api.redact import without_paths
 from mcu_nlp.services.appeals import AppealView
 from mcu_nlp.services.classify import Classification
 from mcu_nlp.services.models import ModelVersionView
@@ -64,7 +67,12 @@ def queue_item_out(item: QueueItem) -> schemas.QueueItemOut:
 
 
 def model_out(view: ModelVersionView) -> schemas.ModelVersionOut:
-    """A registered model version as the API returns it."""
+    """A registered model version as the API returns it, without server paths.
+
+    ``path`` is the bundle directory's name only (``fake-v1``), not where it lies on the server;
+    path-like strings in the metrics are cut to their last part the same way.
+    """
     return schemas.ModelVersionOut(
-        version=view.version, path=view.path, labels=view.labels, metrics=view.metrics,
-        active=view.active, registered_at=view.registered_at, activated_at=view.activated_at)
+        version=view.version, path=PurePath(view.path).name, labels=view.labels,
+        metrics=without_paths(view.metrics), active=view.active,
+        registered_at=view.registered_at, activated_at=view.activated_at)

@@ -15,7 +15,7 @@ from pathlib import Path
 from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 from api.batcher import MicroBatcher
@@ -29,6 +29,7 @@ from mcu_nlp.services.classify import ClassifyService, RulesHolder
 from mcu_nlp.services.models import BundleLoader, ModelRegistry, default_loader
 from mcu_nlp.settings import Settings, get_settings
 from mcu_nlp.storage import Store
+from mcu_nlp.storage.db import describe_db_error
 
 log = logging.getLogger(__name__)
 
@@ -115,10 +116,18 @@ def create_app(settings: Settings | None = None, *, services: AppServices | None
         app.include_router(module.router)
     _add_docs(app)
 
+    # Store errors are logged scrubbed: str(exc) would carry the statement and, without
+    # hide_parameters, the appeal's values (a citizen's name, phone, address).
     @app.exception_handler(OperationalError)
     async def _store_down(_: Request, exc: OperationalError) -> JSONResponse:
-        log.error("store error: %s", exc)
+        log.error("store error: %s", describe_db_error(exc))
         return JSONResponse({"detail": "the store is unavailable; retry later"}, status_code=503)
+
+    @app.exception_handler(SQLAlchemyError)
+    async def _store_error(_: Request, exc: SQLAlchemyError) -> JSONResponse:
+        log.error("store error: %s", describe_db_error(exc))
+        return JSONResponse({"detail": "the store refused the request; it was not completed"},
+                            status_code=500)
 
     app.add_middleware(LimitsAndMetrics, metrics=services.metrics, max_body=max_body_bytes,
                        max_upload=max_upload_bytes)

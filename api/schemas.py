@@ -256,7 +256,8 @@ class ModelVersionOut(BaseModel):
     """A registered model version."""
 
     version: str
-    path: str
+    path: str = Field(description="The bundle directory's name; where it lies on the server is "
+                                  "not shown.")
     labels: list[str]
     metrics: dict[str, Any]
     active: bool

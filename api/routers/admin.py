@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from api import schemas
 from api.convert import model_out
 from api.deps import Admin, Reader, Services
+from api.redact import strip_paths
 from api.routers import routing_quality
 from mcu_nlp.routing.rules import RulesError, parse_rules_text
 from mcu_nlp.services.audit import record_audit
@@ -38,8 +39,8 @@ async def activate_model(version: Version, services: Services,
         view = await run_in_threadpool(services.registry.activate, version, actor=who.actor)
     except ModelNotFound as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
-    except ModelLoadError as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+    except ModelLoadError as exc:  # the message names the bundle's folder: shown without its path
+        raise HTTPException(status.HTTP_409_CONFLICT, strip_paths(str(exc))) from exc
     return model_out(view)
 
 

@@ -20,11 +20,13 @@ class RowError:
             JSON array: the line where the object starts).
         reason: Why the row was rejected, in words a curator can act on.
         raw: The row's source text as read, so nothing is lost and the row can be fixed and re-sent.
+            It holds a citizen's text and contacts, so it is left out of ``repr`` (and so of
+            logs that print a row error).
     """
 
     line: int
     reason: str
-    raw: str
+    raw: str = field(repr=False)
 
 
 @dataclass(slots=True)

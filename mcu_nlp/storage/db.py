@@ -4,10 +4,16 @@ SQLite (a file in the data directory) is the default; PostgreSQL is chosen by ``
 A plain ``postgresql://`` URL is upgraded to the psycopg 3 driver, the one the project installs.
 SQLite runs in WAL mode with foreign keys on, so readers never block the importer and a row can
 never point at a missing appeal.
+
+Engines hide statement parameters in their errors (``hide_parameters=True``): a failed INSERT of an
+appeal would otherwise carry the citizen's name, phone and address into every log that prints
+the error. Log a store error through :func:`describe_db_error`, and a URL through
+:func:`redact_url`, which hides the password.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,12 +29,67 @@ class StoreConfigError(ValueError):
     """The store URL cannot be used."""
 
 
+# user:password@ in a URL that does not even parse
+_URL_PASSWORD = re.compile(r"(://[^/@:\s]*:)[^@/\s]*@")
+# quoted values in a driver's message: 'invalid input syntax for type integer: "Иванов"'
+_QUOTED = re.compile(r"\"[^\"\n]*\"|'[^'\n]*'")
+_WRITE = re.compile(r"\s*(INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+(\"?[\w.]+\"?)", re.IGNORECASE)
+
+
+def redact_url(url: str) -> str:
+    """The URL with its password replaced by ``***``, fit for messages and logs."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - an unparseable URL: hide what looks like a password
+        return _URL_PASSWORD.sub(r"\1***@", url)
+
+
+def describe_db_error(error: BaseException) -> str:
+    """A store error in words fit for a log: no parameters, no values, no personal data.
+
+    Kept: the exception's class, the driver's class and SQLSTATE, the first line of the driver's
+    message with quoted values replaced by ``"…"``, and the kind of statement (``INSERT INTO
+    appeals``). Dropped: the statement's parameters and the driver's DETAIL lines, where a
+    rejected row's values (a citizen's name, phone, address) would appear.
+    """
+    from mcu_nlp.text.normalize import EMAIL_RE, PHONE_RE
+
+    original = getattr(error, "orig", None)
+    message = str(original if original is not None else error).strip()
+    first = _QUOTED.sub('"…"', message.splitlines()[0] if message else "")[:300]
+    first = PHONE_RE.sub("[ТЕЛЕФОН]", EMAIL_RE.sub("[EMAIL]", first))
+    parts = [type(error).__name__]
+    if original is not None:
+        parts.append(f"({type(original).__module__}.{type(original).__name__})")
+    code = getattr(original, "sqlstate", None) or getattr(original, "pgcode", None)
+    if code:
+        parts.append(f"SQLSTATE {code}")
+    description = " ".join(parts) + (f": {first}" if first else "")
+    statement = getattr(error, "statement", None)
+    write = _WRITE.match(statement) if isinstance(statement, str) else None
+    if write is not None:
+        description += f" [{' '.join(write.group(1).upper().split())} {write.group(2)}]"
+    elif isinstance(statement, str) and statement.strip():
+        description += f" [{statement.split(None, 1)[0].upper()}]"
+    return description
+
+
 def normalize_url(url: str) -> str:
-    """Pick the installed driver for a store URL (``postgresql://`` → ``postgresql+psycopg://``)."""
+    """Pick the installed driver for a store URL (``postgresql://`` → ``postgresql+psycopg://``).
+
+    Returns:
+        The URL to connect with (password included: never log it, see :func:`redact_url`).
+
+    Raises:
+        StoreConfigError: The URL does not parse or names another database; the message shows
+            the URL without its password.
+    """
     try:
         parsed = make_url(url)
     except Exception as exc:  # sqlalchemy raises ArgumentError with a terse message
-        raise StoreConfigError(f"cannot parse the store URL {url!r}: {exc}") from exc
+        shown = redact_url(url)
+        reason = str(exc).replace(url, shown)
+        raise StoreConfigError(f"cannot parse the store URL {shown!r}: {reason}") from None
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     if not parsed.drivername.startswith(("sqlite", "postgresql")):
@@ -56,10 +117,12 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         if database and database != ":memory:":
             Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, echo=echo, poolclass=NullPool if not database else None,
+                               hide_parameters=True,
                                connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=20,
+                         hide_parameters=True)
 
 
 @dataclass(slots=True)
