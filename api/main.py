@@ -22,7 +22,18 @@ from api.batcher import MicroBatcher
 from api.deps import AnyCaller, AppServices, KeyCache
 from api.metrics import Metrics
 from api.middleware import LimitsAndMetrics
-from api.routers import admin, alerts, appeals, classify, queue, reports, root_causes, system
+from api.routers import (
+    admin,
+    alerts,
+    appeals,
+    classify,
+    queue,
+    reports,
+    root_causes,
+    routing_quality,
+    system,
+)
+from mcu_nlp.routing.audit_sample import AuditSampler
 from mcu_nlp.routing.rules import load_rules
 from mcu_nlp.routing.urgency import load_lexicon
 from mcu_nlp.services.classify import ClassifyService, RulesHolder
@@ -63,7 +74,8 @@ def build_services(settings: Settings, *, store: Store | None = None,
     registry = ModelRegistry(store, loader=loader)
     registry.sync()
     classifier = ClassifyService(models=registry.holder, rules=rules, lexicon=lexicon,
-                                 department_label=department_label)
+                                 department_label=department_label,
+                                 audit=AuditSampler.from_settings(settings))
     metrics = Metrics()
     metrics.gauges["mcu_model_loaded"] = lambda: float(registry.holder.current is not None)
     return AppServices(settings=settings, store=store, registry=registry, classifier=classifier,
@@ -112,7 +124,8 @@ def create_app(settings: Settings | None = None, *, services: AppServices | None
                               "control center (МЦУ). Send an API key as X-API-Key or "
                               "Authorization: Bearer; only /health is open.")
     app.state.services = services
-    for module in (system, classify, appeals, queue, admin, root_causes, alerts, reports):
+    for module in (system, classify, appeals, queue, admin, routing_quality, root_causes, alerts,
+                   reports):
         app.include_router(module.router)
     _add_docs(app)
 

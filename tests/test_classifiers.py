@@ -127,7 +127,7 @@ def test_round_trip(category_model, slice_parts, tmp_path) -> None:
     assert not list(path.glob("*.pkl")) and not list(path.glob("*.pickle"))
     loaded = load_classifier(path)
     np.testing.assert_allclose(
-        loaded.predict_proba(test), category_model.predict_proba(test), atol=2e-3
+        loaded.predict_proba(test), category_model.predict_proba(test), atol=1e-2  # float16 weights
     )
     assert loaded.explain(test.iloc[:3]) is not None
 
@@ -200,4 +200,5 @@ def test_models_saved_without_one_hot_context_still_load(slice_parts, tmp_path) 
     del config["params"]["context_one_hot"]
     (path / "config.json").write_text(json.dumps(config))
     loaded = load_classifier(path)
-    np.testing.assert_allclose(loaded.predict_proba(test), model.predict_proba(test), atol=2e-3)
+    # float16 weights on disk: probabilities move by up to a hundredth.
+    np.testing.assert_allclose(loaded.predict_proba(test), model.predict_proba(test), atol=1e-2)

@@ -114,7 +114,8 @@ def test_routing_recipe_round_trip(routing_model, parts, tmp_path) -> None:
     before = model.predict_proba(test)
     model.save(tmp_path / "routing")
     loaded = load_classifier(tmp_path / "routing")
-    np.testing.assert_allclose(loaded.predict_proba(test), before, atol=2e-3)
+    # float16 weights on disk: probabilities move by up to a hundredth.
+    np.testing.assert_allclose(loaded.predict_proba(test), before, atol=1e-2)
     assert list(loaded.classes_) == list(model.classes_)
 
 

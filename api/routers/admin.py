@@ -12,15 +12,12 @@ from api import schemas
 from api.convert import model_out
 from api.deps import Admin, Reader, Services
 from api.redact import strip_paths
-from api.routers import routing_quality
 from mcu_nlp.routing.rules import RulesError, parse_rules_text
 from mcu_nlp.services.audit import record_audit
 from mcu_nlp.services.keys import create_key
 from mcu_nlp.services.models import ModelLoadError, ModelNotFound
 
 router = APIRouter(prefix="/v1", tags=["admin"])
-# /v1/routing/...: carried here until api/main.py includes routing_quality.router itself.
-router.include_router(routing_quality.router)
 Version = Annotated[str, PathParam(min_length=1, max_length=100)]
 
 

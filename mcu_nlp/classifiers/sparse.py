@@ -50,8 +50,10 @@ class SparseTextClassifier(ClassifierMixin, BaseEstimator):
             :func:`~mcu_nlp.classifiers.base.calibration_parts`). The most recent 5 % calibrate
             the stack closer to tomorrow's mix of topics than an older, larger slice.
         blocks: TF-IDF blocks; ``None`` means the default word 1–2 + char 2–5 grams.
-        class_weight: ``None`` or ``"balanced"`` (rare topics weigh more: better macro-F1; the
-            default since the stack recalibrates the confidence).
+        class_weight: ``None`` or ``"balanced"`` (rare topics weigh more). On the reference data
+            ``None`` is better for category (macro-F1 0.834 against 0.812) and nearly as good
+            for reason (0.561 against 0.567), and routes more; small data chooses by
+            cross-validation.
         context_one_hot: Also give the linear model one-hot columns of the context values.
         naive_bayes_alphas: Smoothing values tried for the naive-Bayes evidence of the stack
             (:mod:`mcu_nlp.classifiers.naive_bayes`); whether to use it, and which, is chosen on
@@ -78,7 +80,7 @@ class SparseTextClassifier(ClassifierMixin, BaseEstimator):
         use_memory: bool = True,
         calibration_share: float = 0.05,
         blocks: Sequence[NgramSpec] | None = None,
-        class_weight: str | None = "balanced",
+        class_weight: str | None = None,
         context_one_hot: bool = True,
         naive_bayes_alphas: Sequence[float] = (0.03, 0.1),
         refit: bool = True,

@@ -28,6 +28,7 @@ from mcu_nlp.settings import get_settings
 from mcu_nlp.sla.config import SlaConfig, load_sla_config
 from mcu_nlp.sla.rating import DepartmentScore, department_rating, rating_records
 from mcu_nlp.sla.timeliness import annotate_sla
+from mcu_nlp.storage.db import redact_url
 
 __all__ = [
     "ReportFormat",
@@ -130,7 +131,7 @@ def load_appeals_frame(source: str | Path | None = None) -> pd.DataFrame:
             log.info("read %d appeals from the store", len(frame))
             return frame
         if source is not None:
-            raise LookupError(f"the store at {settings.store_url} holds no appeals")
+            raise LookupError(f"the store at {redact_url(settings.store_url)} holds no appeals")
         source = settings.spb_appeals_path()
         log.info("store is empty; reading the reference file %s", source)
     result = read_appeals(source)

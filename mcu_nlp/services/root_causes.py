@@ -86,8 +86,9 @@ def load_appeals(data: str | Path | None = None, *, since: date | None = None,
         raise FileNotFoundError(f"no appeals file at {path}")
     result = read_appeals(path)
     if result.errors:
-        logger.warning("%d rows of %s could not be read (first: %s)", len(result.errors),
-                       path.name, result.errors[0])
+        first = result.errors[0]
+        logger.warning("%d rows of %s could not be read (first: line %s, %s)", len(result.errors),
+                       path.name, getattr(first, "line", "?"), getattr(first, "reason", "?"))
     frame = appeals_to_frame(result.appeals)
     return _filter(frame, since=since, until=until, territory=territory)
 
