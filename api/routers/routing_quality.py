@@ -27,7 +27,7 @@ from mcu_nlp.services.routing_quality import (
 )
 from mcu_nlp.services.threshold_overrides import NoOverride, list_overrides, reset_override
 
-router = APIRouter(prefix="/routing", tags=["routing quality"])
+router = APIRouter(prefix="/v1/routing", tags=["routing quality"])
 Label = Annotated[str, PathParam(min_length=1, max_length=64)]
 
 
