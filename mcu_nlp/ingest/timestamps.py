@@ -75,6 +75,9 @@ def parse_timestamps(values: Sequence[Any]) -> list[datetime | None]:
             continue
         if isinstance(parsed.dtype, pd.DatetimeTZDtype):
             parsed = parsed.dt.tz_localize(None)
+        # Years before 1 (a cell like "0000-…" in some formats) cannot be Python datetimes: such a
+        # cell is not a date, and must not sink the others.
+        parsed = parsed.where(parsed.dt.year >= 1)
         good = parsed.notna().to_numpy()
         if not good.any():
             continue
