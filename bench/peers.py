@@ -282,7 +282,8 @@ def main() -> None:
             peers.pop(skip[key], None)
         # The product's choice per label (as `mcu-nlp evaluate` and the training job make it):
         # routing labels follow the fine topic's topic × district history.
-        recipe, topic = recipe_for(label, split.fit, split.validation, DEFAULT_MODEL, topics)
+        recipe, topic = recipe_for(label, split.fit, split.validation, DEFAULT_MODEL, topics,
+                                   model_context)
         rows.append(
             run_peer(
                 f"mcu_nlp default ({recipe})",

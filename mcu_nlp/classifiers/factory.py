@@ -17,6 +17,7 @@ def make_classifier(
     *,
     context_columns: Sequence[str] = (),
     topic_column: str | None = None,
+    tune: str = "auto",
 ) -> AppealClassifier:
     """An unfitted classifier by recipe name.
 
@@ -32,20 +33,22 @@ def make_classifier(
     * ``transformer-ensemble`` — log-linear pooling of ``sparse`` and ``transformer``: the best
       quality on the protocol, but about 30 texts/s on 2 CPU cores, so it is for batch jobs, and
       the served default stays ``sparse`` (see ``models/transformer_e5.md``).
+
+    ``tune`` is passed to the sparse members (``"off"`` inside a cross-validation of recipes).
     """
     from mcu_nlp.classifiers.embedding import EmbeddingClassifier
     from mcu_nlp.classifiers.ensemble import EnsembleClassifier
     from mcu_nlp.classifiers.sparse import SparseTextClassifier
 
     if name == "sparse":
-        return SparseTextClassifier(context_columns=tuple(context_columns), tune="auto")
+        return SparseTextClassifier(context_columns=tuple(context_columns), tune=tune)
     if name == "routing":
         from mcu_nlp.classifiers.topic_territory import TopicTerritoryClassifier
 
         if not topic_column:
             raise ValueError("the routing recipe needs a topic column (a topic label to learn)")
         return EnsembleClassifier([
-            SparseTextClassifier(context_columns=tuple(context_columns), tune="auto"),
+            SparseTextClassifier(context_columns=tuple(context_columns), tune=tune),
             TopicTerritoryClassifier(topic_column=topic_column,
                                      context_columns=tuple(context_columns)),
         ])

@@ -296,7 +296,8 @@ class SparseTextClassifier(ClassifierMixin, BaseEstimator):
             zip(rows[keep].tolist(), position[keep].tolist(), weight[keep].tolist(), strict=True),
             key=lambda item: (item[0], -item[2]),
         ):
-            if len(out[row]) < top_k:
+            # A push too small to show at 4 decimals is no reason to show the word.
+            if len(out[row]) < top_k and round(value, 4) > 0:
                 out[row].append((self._word_names[name_index], round(value, 4)))
         return out
 

@@ -84,7 +84,7 @@ def run_evaluation(request: EvaluationRequest, *, save_model: Path | None = None
         topics = ({request.label: topic} if topic else
                   DEFAULT_ROUTING_TOPICS if request.dataset is not None else {})
         recipe, topic = recipe_for(request.label, split.fit, split.validation, request.model,
-                                   topics)
+                                   topics, context)
     elif topic and request.model != "routing":
         raise ValueError("--topic-col is for the sparse (default) and routing models")
     if recipe == "routing" and not topic:

@@ -12,6 +12,7 @@ import pandas as pd
 
 from mcu_nlp.classifiers.bundle import ModelBundle
 from mcu_nlp.classifiers.factory import DEFAULT_MODEL, make_classifier
+from mcu_nlp.classifiers.selection import SMALL_DATA_ROWS, choose_settings
 from mcu_nlp.evaluation.certify import (
     CONFIDENCE_LEVEL,
     TARGET_PRECISION,
@@ -89,7 +90,7 @@ def train_bundle(
                 f"label {label!r}: {len(fit_part)} training and "
                 f"{len(validation_part)} validation rows are too few"
             )
-        recipe, topic = recipe_for(label, fit_part, validation_part, model, topics)
+        recipe, topic = recipe_for(label, fit_part, validation_part, model, topics, context)
         classifier = make_classifier(recipe, context_columns=context, topic_column=topic).fit(
             fit_part, fit_part[label].to_numpy())
         validation_proba = classifier.predict_proba(validation_part)
@@ -124,8 +125,14 @@ def recipe_for(
     validation_part: pd.DataFrame,
     model: str,
     routing_topics: Mapping[str, str],
+    context_columns: Sequence[str] = DEFAULT_CONTEXT,
 ) -> tuple[str, str | None]:
-    """The recipe for one label: ``routing`` through its topic where the data allow it."""
+    """The recipe for one label: ``routing`` through its topic where the data allow it.
+
+    On small data (fewer than :data:`~mcu_nlp.classifiers.selection.SMALL_DATA_ROWS` training
+    rows) routing through the topic and the direct model are compared by time-ordered
+    cross-validation inside the training rows, and the better one is kept.
+    """
     topic = routing_topics.get(label)
     if (model != DEFAULT_MODEL or topic is None or topic == label
             or topic not in fit_part.columns or topic not in validation_part.columns):
@@ -133,7 +140,17 @@ def recipe_for(
     if (len(_labelled(fit_part, topic)) < MIN_ROWS_PER_LABEL
             or _labelled(validation_part, topic).empty):
         return model, None
-    return "routing", topic
+    rows = _labelled(fit_part, label)
+    if len(rows) >= SMALL_DATA_ROWS:
+        return "routing", topic
+    context = [c for c in context_columns if c in rows.columns]
+    chosen = choose_settings(
+        lambda params: make_classifier(params["recipe"], context_columns=context,
+                                       topic_column=topic, tune="off"),
+        rows, rows[label].to_numpy(),
+        candidates=({"recipe": "routing"}, {"recipe": DEFAULT_MODEL}))
+    return (("routing", topic) if chosen.params["recipe"] == "routing"
+            else (DEFAULT_MODEL, None))
 
 
 def _labelled(frame: pd.DataFrame, label: str) -> pd.DataFrame:
