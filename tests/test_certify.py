@@ -160,3 +160,25 @@ def test_a_threshold_chosen_on_test_rows_is_refused():
     with pytest.raises(LeakageError):
         check_threshold_rows(a, a.copy())
     check_threshold_rows(a, a.assign(created_at=["2021-04-02"]))
+
+
+def test_bundle_routes_each_class_by_its_own_threshold(tmp_path):
+    from mcu_nlp.classifiers.bundle import ModelBundle
+    from mcu_nlp.classifiers.sparse import SparseTextClassifier
+
+    texts = ["яма на дороге", "мусор во дворе", "не горит фонарь"] * 40
+    labels = ["дороги", "мусор", "свет"] * 40
+    model = SparseTextClassifier().fit(pd.DataFrame({"text": texts}), labels)
+    bundle = ModelBundle({"category": model}, version="v1", thresholds={"category": 0.5},
+                         class_thresholds={"category": {"свет": math.inf, "мусор": 0.2}})
+    frame = pd.DataFrame({"text": ["яма на дороге", "мусор во дворе", "не горит фонарь"]})
+    predictions = [p["category"] for p in bundle.predict(frame, explain=False)]
+    assert [p.value for p in predictions] == ["дороги", "мусор", "свет"]
+    assert [p.threshold for p in predictions] == [0.5, 0.2, None]
+    assert predictions[0].confident and predictions[1].confident
+    assert not predictions[2].confident  # a class that is never routed
+    bundle.save(tmp_path / "b")
+    loaded = ModelBundle.load(tmp_path / "b")
+    assert loaded.class_thresholds == {"category": {"свет": math.inf, "мусор": 0.2}}
+    assert loaded.threshold_for("category", "свет") is None
+    assert loaded.threshold_for("category", "дороги") == 0.5
