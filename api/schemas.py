@@ -3,15 +3,41 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field
 
 from mcu_nlp.records import Channel
 from mcu_nlp.services.keys import Role
+from mcu_nlp.storage.limits import column_limit, has_controls
 
 MAX_TEXT = 20_000
 MAX_BATCH = 256
+
+
+def _no_controls(value: str) -> str:
+    """Refuse NUL and other control characters in a short field (the store cannot hold NUL)."""
+    if has_controls(value):
+        raise ValueError("holds control characters (NUL, escape codes...)")
+    return value
+
+
+def stored(table: str, column: str, *, min_length: int = 0, **field: Any) -> Any:
+    """A short string as long as ``table.column`` may hold, free of control characters.
+
+    The length is read from the storage row (:mod:`mcu_nlp.storage.limits`), so the edge refuses
+    with 422 what the store would refuse with an error.
+    """
+    return Annotated[str, Field(min_length=min_length, max_length=column_limit(table, column),
+                                **field), AfterValidator(_no_controls)]
+
+
+Territory = stored("appeals", "territory")
+Address = stored("appeals", "address")
+SourceId = stored("appeals", "source_id", min_length=1)
+LabelName = stored("human_labels", "label", min_length=1)
+LabelValue = stored("human_labels", "value")
+KeyName = stored("api_keys", "name")
 
 
 class Strict(BaseModel):
@@ -26,10 +52,11 @@ class ClassifyRequest(Strict):
     text: str = Field(max_length=MAX_TEXT, description="The citizen's text, in Russian.",
                       examples=["Во дворе не вывозят мусор уже неделю"])
     channel: Channel | None = None
-    territory: str | None = Field(default=None, max_length=200,
-                                  validation_alias=AliasChoices("territory", "district"),
-                                  description="District or settlement (also accepted as district).")
-    address: str | None = Field(default=None, max_length=500)
+    territory: Territory | None = Field(default=None,
+                                        validation_alias=AliasChoices("territory", "district"),
+                                        description="District or settlement (also accepted as "
+                                                    "district).")
+    address: Address | None = None
     created_at: datetime | None = Field(default=None, description="Filing time; default: now.")
     top_k: int = Field(default=3, ge=1, le=20)
 
@@ -39,9 +66,9 @@ class BatchItem(Strict):
 
     text: str = Field(max_length=5 * MAX_TEXT)
     channel: Channel | None = None
-    territory: str | None = Field(default=None, max_length=200,
-                                  validation_alias=AliasChoices("territory", "district"))
-    address: str | None = Field(default=None, max_length=500)
+    territory: Territory | None = Field(default=None,
+                                        validation_alias=AliasChoices("territory", "district"))
+    address: Address | None = None
     created_at: datetime | None = None
 
 
@@ -133,23 +160,25 @@ class ClassifyBatchResponse(BaseModel):
 class AppealIn(Strict):
     """An appeal to store, classify and route; idempotent by (source, source_id)."""
 
-    source: str = Field(default="api", min_length=1, max_length=100, pattern=r"^[\w.:-]+$")
-    source_id: str = Field(min_length=1, max_length=200)
+    source: str = Field(default="api", min_length=1,
+                        max_length=column_limit("appeals", "source"), pattern=r"^[\w.:-]+$")
+    source_id: SourceId
     channel: Channel = Channel.OTHER
     created_at: datetime
     text: str = Field(max_length=MAX_TEXT)
-    territory: str | None = Field(default=None, max_length=200,
-                                  validation_alias=AliasChoices("territory", "district"))
-    address: str | None = Field(default=None, max_length=500)
-    labels: dict[str, str] = Field(default_factory=dict, max_length=20,
-                                   description="Labels the source already carries (human labels).")
+    territory: Territory | None = Field(default=None,
+                                        validation_alias=AliasChoices("territory", "district"))
+    address: Address | None = None
+    labels: dict[LabelName, LabelValue] = Field(
+        default_factory=dict, max_length=20,
+        description="Labels the source already carries (human labels).")
     metadata: dict[str, Any] = Field(default_factory=dict, max_length=100)
 
 
 class CorrectionIn(Strict):
     """A person's labels for an appeal (e.g. category and department)."""
 
-    labels: dict[str, str] = Field(min_length=1, max_length=20)
+    labels: dict[LabelName, LabelValue] = Field(min_length=1, max_length=20)
     comment: str = Field(default="", max_length=2000)
 
 
@@ -269,7 +298,7 @@ class KeyCreateIn(Strict):
     """A new API key's role and a name to tell it apart."""
 
     role: Role
-    name: str = Field(default="", max_length=200)
+    name: KeyName = ""
 
 
 class KeyCreatedOut(BaseModel):

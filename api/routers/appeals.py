@@ -17,13 +17,13 @@ from api.convert import appeal_out
 from api.deps import Operator, Reader, Services
 from api.routers.routing_quality import after_verdict
 from mcu_nlp.records import Appeal
+from mcu_nlp.services.appeal_fields import InvalidAppeal, clean_appeal
 from mcu_nlp.services.appeals import (
     AppealNotFound,
     InvalidCorrection,
     correct_appeal,
     get_appeal,
 )
-from mcu_nlp.services.classify import InvalidAppealText, check_text
 from mcu_nlp.services.imports import ImportFileError, import_appeals, import_file
 
 router = APIRouter(prefix="/v1/appeals", tags=["appeals"])
@@ -37,14 +37,18 @@ AppealId = Annotated[int, PathParam(ge=1, le=2**31 - 1, description="Stored appe
              responses={200: {"model": schemas.AppealStored}, 422: {"model": schemas.ErrorOut},
                         503: {"model": schemas.ErrorOut}})
 def create_appeal(body: schemas.AppealIn, services: Services, who: Operator):
-    """Store, classify and route one appeal; re-sending the same (source, source_id) is a no-op."""
+    """Store, classify and route one appeal; re-sending the same (source, source_id) is a no-op.
+
+    What is stored is the checked appeal: the cleaned text (stray control characters dropped),
+    and every field within its column's length; anything else is a 422.
+    """
     try:
-        check_text(body.text)
-    except InvalidAppealText as exc:
+        appeal = clean_appeal(Appeal(
+            id=body.source_id, channel=body.channel, source=body.source,
+            created_at=body.created_at, text=body.text, territory=body.territory,
+            address=body.address, labels=dict(body.labels), metadata=dict(body.metadata)))
+    except InvalidAppeal as exc:
         raise HTTPException(422, str(exc)) from exc
-    appeal = Appeal(id=body.source_id, channel=body.channel, source=body.source,
-                    created_at=body.created_at, text=body.text, territory=body.territory,
-                    address=body.address, labels=dict(body.labels), metadata=dict(body.metadata))
     summary = import_appeals(services.store, services.classifier, [appeal], actor=who.actor)
     if summary.rejected:
         raise HTTPException(422, summary.rejected[0].reason)

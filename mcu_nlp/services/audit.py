@@ -10,14 +10,20 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mcu_nlp.storage import Store
+from mcu_nlp.storage.limits import column_limit, fit_actor
 from mcu_nlp.storage.models import AuditRow
 
 
 def record_audit(session: Session, *, actor: str, action: str, entity: str,
                  entity_id: str | int | None = None, details: dict[str, Any] | None = None) -> None:
-    """Add one audit entry to the caller's transaction."""
-    session.add(AuditRow(actor=actor, action=action, entity=entity,
-                         entity_id=None if entity_id is None else str(entity_id),
+    """Add one audit entry to the caller's transaction.
+
+    The actor is cut to fit its column (:func:`~mcu_nlp.storage.limits.fit_actor`) and so is the
+    entity id: an audit entry never fails the change it records.
+    """
+    limit = column_limit("audit_log", "entity_id")
+    session.add(AuditRow(actor=fit_actor(actor), action=action, entity=entity,
+                         entity_id=None if entity_id is None else str(entity_id)[:limit],
                          details=dict(details or {})))
 
 

@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from mcu_nlp.services.audit import record_audit
 from mcu_nlp.storage import Store
+from mcu_nlp.storage.limits import check_length, fit_actor, has_controls
 from mcu_nlp.storage.models import ApiKeyRow, utcnow
 
 KEY_PREFIX = "mcu_"
@@ -39,8 +40,12 @@ class ApiKeyIdentity:
 
     @property
     def actor(self) -> str:
-        """How the caller appears in the audit log."""
-        return f"key:{self.key_id}:{self.name or self.prefix}"
+        """How the caller appears in the audit log: ``key:<id>:<name>``, cut to fit its columns.
+
+        A key's name may be longer than the actor columns (``audit_log.actor``...); the key id
+        keeps a cut actor unambiguous.
+        """
+        return fit_actor(f"key:{self.key_id}:{self.name or self.prefix}")
 
 
 def hash_key(key: str) -> str:
@@ -49,8 +54,15 @@ def hash_key(key: str) -> str:
 
 
 def create_key(store: Store, *, role: Role | str, name: str = "", actor: str = "cli") -> str:
-    """Create a key and return it in clear (the only time it exists in clear)."""
+    """Create a key and return it in clear (the only time it exists in clear).
+
+    Raises:
+        ValueError: The role is unknown, or the name is too long or holds control characters.
+    """
     role = Role(role)
+    if has_controls(name):
+        raise ValueError("a key name may not hold control characters")
+    check_length("key name", name, "api_keys", "name")
     key = KEY_PREFIX + secrets.token_urlsafe(32)
     with store.session() as session:
         row = ApiKeyRow(key_hash=hash_key(key), prefix=key[:10], role=role.value, name=name)
