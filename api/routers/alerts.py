@@ -8,13 +8,15 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Body, HTTPException, Query, status
+from fastapi import APIRouter, Body, HTTPException, Query, Request, Response, status
 from fastapi import Path as PathParam
+from starlette.concurrency import run_in_threadpool
 
 from api import schemas, schemas_routing
 from api import schemas_analytics as out
-from api.analytics import Analyst, Analytics, EmptyStore, http_error
-from api.deps import Services
+from api.analytics import Analyst, Analytics, AnalyticsData, EmptyStore, http_error, respond
+from api.deps import AppServices, Services
+from api.schemas_jobs import JobOut
 from mcu_nlp.services.alerts import (
     AlertNotFound,
     AlertTransitionError,
@@ -72,30 +74,52 @@ def alerts(services: Services, _: Analyst,
     return out.AlertsOut(total=page.total, items=[alert_out(a) for a in page.items])
 
 
-@router.post("/scan", response_model=out.ScanOut,
-             responses={409: {"model": schemas.ErrorOut}, 422: {"model": schemas.ErrorOut}})
-def scan(services: Services, analytics: Analytics, who: Analyst,
-         day: Annotated[date | None, Query(alias="date", description=(
-             "Day to assess (default: the newest appeal's day)."))] = None,
-         lookback: Annotated[int, Query(ge=1, le=60)] = 7) -> out.ScanOut:
-    """Run the detector on the stored appeals as of ``date`` and store what it finds (audited)."""
-    try:
-        first, last = analytics.span()
-        as_of = day or last
-        if as_of > last:
-            raise HTTPException(422, f"date {as_of} is after the newest stored appeal ({last}); "
-                                     "days without data would read as a fall to zero")
-        if (as_of - first).days < MIN_HISTORY_DAYS:
-            raise HTTPException(422, f"date {as_of} leaves less than {MIN_HISTORY_DAYS} days of "
-                                     f"history (data start {first}); the baseline needs them")
-        outcome = scan_and_store(services.store, analytics.frame(), as_of=as_of,
-                                 lookback_days=lookback, actor=who.actor)
-    except EmptyStore as exc:
-        raise http_error(exc) from exc
+def _scan_day(analytics: AnalyticsData, day: date | None) -> date:
+    """The day to assess, refused with a reason when the stored data cannot carry it."""
+    first, last = analytics.span()
+    as_of = day or last
+    if as_of > last:
+        raise HTTPException(422, f"date {as_of} is after the newest stored appeal ({last}); "
+                                 "days without data would read as a fall to zero")
+    if (as_of - first).days < MIN_HISTORY_DAYS:
+        raise HTTPException(422, f"date {as_of} leaves less than {MIN_HISTORY_DAYS} days of "
+                                 f"history (data start {first}); the baseline needs them")
+    return as_of
+
+
+def _scan(services: AppServices, analytics: AnalyticsData, as_of: date, lookback: int,
+          actor: str) -> out.ScanOut:
+    outcome = scan_and_store(services.store, analytics.frame(), as_of=as_of,
+                             lookback_days=lookback, actor=actor)
     still_open = list_alerts(services.store, status=("new", "acknowledged"), limit=500)
     return out.ScanOut(as_of=as_of, created=outcome.created, updated=outcome.updated,
                        resolved=outcome.resolved,
                        open=[alert_out(a) for a in still_open.items])
+
+
+@router.post("/scan", response_model=out.ScanOut, responses={
+    202: {"model": JobOut, "description": "Scanning: poll the job; its result is the scan."},
+    409: {"model": schemas.ErrorOut}, 422: {"model": schemas.ErrorOut},
+    429: {"model": schemas.ErrorOut}})
+async def scan(request: Request, response: Response, services: Services, analytics: Analytics,
+               who: Analyst,
+               day: Annotated[date | None, Query(alias="date", description=(
+                   "Day to assess (default: the newest appeal's day)."))] = None,
+               lookback: Annotated[int, Query(ge=1, le=60)] = 7):
+    """Run the detector on the stored appeals as of ``date`` and store what it finds (audited).
+
+    The scan runs as a background job (never cached: it stores alerts); an identical scan
+    already running is joined. When it takes longer than a moment the answer is ``202`` with
+    the job, whose ``result`` is this endpoint's body once done.
+    """
+    try:
+        as_of = await run_in_threadpool(_scan_day, analytics, day)
+    except EmptyStore as exc:
+        raise http_error(exc) from exc
+    return await respond(request, response, analytics, "scan",
+                         ("scan", as_of, lookback, who.actor),
+                         lambda: _scan(services, analytics, as_of, lookback, who.actor),
+                         cache=False, params={"date": as_of, "lookback": lookback})
 
 
 def quality_alert_out(alert: QualityAlert) -> schemas_routing.QualityAlertOut:

