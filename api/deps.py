@@ -9,6 +9,7 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from api.batcher import MicroBatcher
 from api.metrics import Metrics
@@ -33,12 +34,25 @@ class KeyCache:
         self._entries: dict[str, tuple[float, ApiKeyIdentity | None]] = {}
         self._lock = threading.Lock()
 
+    def cached(self, key: str) -> tuple[bool, ApiKeyIdentity | None]:
+        """``(True, identity)`` when ``key`` was verified lately, else ``(False, None)``.
+
+        Never touches the store, so an async caller may use it on the event loop.
+        """
+        entry = self._entries.get(key)
+        if entry is not None and time.monotonic() - entry[0] < self.ttl:
+            return True, entry[1]
+        return False, None
+
     def identity(self, key: str) -> ApiKeyIdentity | None:
-        """The identity behind ``key`` (``None`` for unknown or revoked keys)."""
+        """The identity behind ``key`` (``None`` for unknown or revoked keys).
+
+        May query the store: call it from a worker thread in async code.
+        """
+        hit, identity = self.cached(key)
+        if hit:
+            return identity
         now = time.monotonic()
-        cached = self._entries.get(key)
-        if cached is not None and now - cached[0] < self.ttl:
-            return cached[1]
         identity = verify_key(self.store, key)
         with self._lock:
             if len(self._entries) > 10_000:  # unknown keys must not grow memory without bound
@@ -93,7 +107,9 @@ async def caller(
         raise HTTPException(status.HTTP_401_UNAUTHORIZED,
                             "send an API key as X-API-Key or Authorization: Bearer",
                             headers={"WWW-Authenticate": "Bearer"})
-    identity = services.keys.identity(key)
+    hit, identity = services.keys.cached(key)
+    if not hit:  # the store is queried in a worker thread, never on the event loop
+        identity = await run_in_threadpool(services.keys.identity, key)
     if identity is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "unknown or revoked API key",
                             headers={"WWW-Authenticate": "Bearer"})

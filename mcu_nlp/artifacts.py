@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import platform
+import shutil
+import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,6 +23,8 @@ from typing import Any
 
 import numpy as np
 from safetensors.numpy import load_file, save_file
+
+from mcu_nlp.atomic_files import fsync_directory
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -40,6 +45,10 @@ _TRACKED_PACKAGES = (
 
 class ArtifactError(RuntimeError):
     """A model directory is missing, damaged or of another format version."""
+
+
+class ArtifactExists(ArtifactError):
+    """A model directory is already there, and replacing it was not asked for."""
 
 
 @dataclass(slots=True)
@@ -85,13 +94,24 @@ def save_artifact(
     training_data_hash: str | None = None,
     taxonomy_version: str | None = None,
     extra: Mapping[str, Any] | None = None,
+    overwrite: bool = False,
 ) -> Path:
-    """Write ``artifact`` as a model directory and return its path."""
+    """Write ``artifact`` as a model directory and return its path.
+
+    The files are written and synced in a temporary directory beside ``path`` first. A new
+    directory is then renamed into place whole; into an existing one (a bundle's, which already
+    holds its members' sub-directories) the files are moved one by one, ``manifest.json`` last,
+    so a reader never finds a manifest beside half-written weights.
+
+    Raises:
+        ArtifactExists: ``path`` already holds a model and ``overwrite`` is not set: a model
+            version is never replaced in place by accident.
+    """
     directory = Path(path)
-    directory.mkdir(parents=True, exist_ok=True)
-    arrays = {name: np.ascontiguousarray(value) for name, value in artifact.arrays.items()}
-    save_file(arrays, str(directory / WEIGHTS))
-    (directory / CONFIG).write_text(json.dumps(artifact.config, ensure_ascii=False, indent=1))
+    if (directory / MANIFEST).exists() and not overwrite:
+        raise ArtifactExists(
+            f"{directory} already holds a model ({MANIFEST} is there); save the new one under "
+            "another version name, or ask for overwrite=True to replace it")
     manifest = {
         "format_version": FORMAT_VERSION,
         "kind": artifact.kind,
@@ -103,8 +123,33 @@ def save_artifact(
         "package_versions": package_versions(),
         **dict(extra or {}),
     }
-    (directory / MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False, indent=1))
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.",
+                                    suffix=".tmp"))
+    try:
+        arrays = {name: np.ascontiguousarray(value) for name, value in artifact.arrays.items()}
+        save_file(arrays, str(staging / WEIGHTS))
+        (staging / CONFIG).write_text(json.dumps(artifact.config, ensure_ascii=False, indent=1))
+        (staging / MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False, indent=1))
+        for name in (WEIGHTS, CONFIG, MANIFEST):
+            _fsync_file(staging / name)
+        fsync_directory(staging)
+        if not directory.exists():
+            os.replace(staging, directory)
+        else:
+            (directory / MANIFEST).unlink(missing_ok=True)  # not a model until it is whole
+            for name in (WEIGHTS, CONFIG, MANIFEST):
+                os.replace(staging / name, directory / name)
+            fsync_directory(directory)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    fsync_directory(directory.parent)
     return directory
+
+
+def _fsync_file(path: Path) -> None:
+    with path.open("rb") as handle:
+        os.fsync(handle.fileno())
 
 
 def read_manifest(path: str | Path) -> dict[str, Any]:

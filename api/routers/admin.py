@@ -13,9 +13,9 @@ from api.convert import model_out
 from api.deps import Admin, Reader, Services
 from api.redact import strip_paths
 from mcu_nlp.routing.rules import RulesError, parse_rules_text
-from mcu_nlp.services.audit import record_audit
 from mcu_nlp.services.keys import create_key
 from mcu_nlp.services.models import ModelLoadError, ModelNotFound
+from mcu_nlp.services.rules_file import put_rules_in_force
 
 router = APIRouter(prefix="/v1", tags=["admin"])
 Version = Annotated[str, PathParam(min_length=1, max_length=100)]
@@ -56,17 +56,8 @@ def put_rules(body: schemas.RulesIn, services: Services, who: Admin) -> schemas.
         book = parse_rules_text(body.yaml, origin="uploaded rules")
     except RulesError as exc:
         raise HTTPException(422, str(exc)) from exc
-    if services.rules_path:
-        from pathlib import Path
-
-        target = Path(services.rules_path)
-        temporary = target.with_suffix(".tmp")
-        temporary.write_text(body.yaml, encoding="utf-8")
-        temporary.replace(target)  # atomic: a crash never leaves half a rules file
-    services.rules.swap(book)
-    with services.store.session() as session:
-        record_audit(session, actor=who.actor, action="rules.update", entity="rules",
-                     entity_id=book.version, details={"rules": len(book.source.rules)})
+    put_rules_in_force(services.store, services.rules, book, body.yaml,
+                       path=services.rules_path, actor=who.actor)
     return get_rules(services, who)
 
 

@@ -25,6 +25,9 @@ from typing import Any
 
 import pandas as pd
 from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
 
 from mcu_nlp.services.audit import record_audit
 from mcu_nlp.storage import Store
@@ -174,6 +177,30 @@ def _union(row: AlertRow, alert: TrendAlert) -> TrendAlert:
                       days=tuple(days[k] for k in sorted(days)), status=known.status)
 
 
+def _insert_or_get(session: Session, alert: TrendAlert) -> tuple[AlertRow, bool]:
+    """The row of ``alert``'s dedup key: inserted now (``True``) or already there (``False``).
+
+    ``INSERT ... ON CONFLICT (dedup_key) DO NOTHING`` on SQLite and PostgreSQL alike, so two
+    scans that both miss the row cannot both insert it (the second finds the first's row; on
+    PostgreSQL it waits for the first to commit).
+    """
+    key = dedup_key(alert)
+    dialect = session.get_bind().dialect.name
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    statement = (insert(AlertRow)
+                 .values(dedup_key=key, kind=(KIND_PREFIX + alert.dimension)[:64],
+                         status=str(alert.status),
+                         status_changed_by="scan" if alert.status != "new" else None,
+                         payload={})
+                 .on_conflict_do_nothing(index_elements=[AlertRow.dedup_key])
+                 .returning(AlertRow.id))
+    inserted = session.scalar(statement)
+    row = session.scalar(select(AlertRow).where(AlertRow.dedup_key == key)
+                         .execution_options(populate_existing=True))
+    assert row is not None  # inserted now, or committed by the scan that won
+    return row, inserted is not None
+
+
 def scan_and_store(store: Store, frame: pd.DataFrame, *, as_of: date, lookback_days: int = 7,
                    actor: str = "system", **scan_options: Any) -> ScanOutcome:
     """Detect rises up to ``as_of`` in ``frame`` and fold them into the stored alerts.
@@ -216,11 +243,11 @@ def scan_and_store(store: Store, frame: pd.DataFrame, *, as_of: date, lookback_d
                 row = next((r for r in candidates if _day_set(r) & days), None) \
                     or by_dedup.get(dedup_key(alert))
             explanation = _explanation_payload(alert, mask)
-            if row is None:
-                row = AlertRow(dedup_key=dedup_key(alert), status=str(alert.status),
-                               status_changed_by="scan" if alert.status != "new" else None)
+            created = False
+            if row is None:  # another scan may insert the same key meanwhile: never a 500
+                row, created = _insert_or_get(session, alert)
+            if created:
                 _write(row, alert, explanation)
-                session.add(row)
                 session.flush()
                 outcome.created.append(row.id)
                 rows.append(row)
