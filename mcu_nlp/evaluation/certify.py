@@ -33,7 +33,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy.stats import beta
+
+from mcu_nlp.routing.precision import clopper_pearson, lower_bound
 
 TARGET_PRECISION = 0.95
 CONFIDENCE_LEVEL = 0.90
@@ -48,9 +49,7 @@ GRID = np.unique(np.r_[np.linspace(0.0, 1.0, 1001), 1.0 - np.logspace(-6, -3, 31
 
 def precision_lower_bound(correct: int, total: int, confidence: float = CONFIDENCE_LEVEL) -> float:
     """One-sided Clopper–Pearson lower bound of a precision (``0`` when nothing is correct)."""
-    if total <= 0 or correct <= 0:
-        return 0.0
-    return float(beta.ppf(1.0 - confidence, correct, total - correct + 1))
+    return 0.0 if total <= 0 else lower_bound(correct, total, confidence)
 
 
 def precision_interval(correct: int, total: int, confidence: float = 0.95
@@ -58,10 +57,7 @@ def precision_interval(correct: int, total: int, confidence: float = 0.95
     """Two-sided Clopper–Pearson interval of a precision (``(nan, nan)`` for no rows)."""
     if total <= 0:
         return float("nan"), float("nan")
-    tail = (1.0 - confidence) / 2
-    low = 0.0 if correct == 0 else float(beta.ppf(tail, correct, total - correct + 1))
-    high = 1.0 if correct == total else float(beta.ppf(1 - tail, correct + 1, total - correct))
-    return low, high
+    return clopper_pearson(correct, total, confidence)
 
 
 def rows_needed(target: float = TARGET_PRECISION, confidence: float = CONFIDENCE_LEVEL,

@@ -11,6 +11,15 @@ from sklearn.metrics import accuracy_score, f1_score
 TARGET_PRECISION = 0.95
 
 
+def json_ready(value: object) -> object:
+    """``None`` for a non-finite float (inf, nan), element-wise in lists and tuples."""
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    if isinstance(value, tuple | list):
+        return [json_ready(v) for v in value]
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class QualityReport:
     """The protocol's figures for one label on one part of the data."""

@@ -29,7 +29,12 @@ from mcu_nlp.evaluation.certify import (
     rare_classes,
 )
 from mcu_nlp.evaluation.guards import check_features, check_threshold_rows
-from mcu_nlp.evaluation.metrics import QualityReport, choose_threshold, quality_report
+from mcu_nlp.evaluation.metrics import (
+    QualityReport,
+    choose_threshold,
+    json_ready,
+    quality_report,
+)
 from mcu_nlp.evaluation.protocol import ProtocolSplit
 
 
@@ -71,12 +76,7 @@ class EvaluationResult:
         return out
 
 
-def _finite(value: Any) -> Any:
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    if isinstance(value, tuple | list):
-        return [_finite(v) for v in value]
-    return value
+_finite = json_ready
 
 
 def labelled(split: ProtocolSplit, label: str) -> ProtocolSplit:

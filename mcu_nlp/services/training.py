@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,7 +18,7 @@ from mcu_nlp.evaluation.certify import (
     certify_model,
     rare_classes,
 )
-from mcu_nlp.evaluation.metrics import choose_threshold, quality_report
+from mcu_nlp.evaluation.metrics import choose_threshold, json_ready, quality_report
 from mcu_nlp.evaluation.protocol import certification_rows, split_by_time
 from mcu_nlp.settings import get_settings
 
@@ -160,12 +159,7 @@ def _labelled(frame: pd.DataFrame, label: str) -> pd.DataFrame:
     return frame[keep].reset_index(drop=True)
 
 
-def _finite(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, tuple | list):
-        return [_finite(v) for v in value]
-    return value
+_finite = json_ready
 
 
 def _report(part: pd.DataFrame, label: str, proba: Any, classifier: Any, certificate: Any
