@@ -56,6 +56,15 @@ class Settings(BaseSettings):
         default=0.5, gt=0.0, le=1.0,
         description="Fallback tightening: the share of the gap to 1.0 a threshold moves up by "
                     "when the audit cannot name a precise-enough threshold.")
+    retrain_source_labels: bool = Field(
+        default=False,
+        description="Let `mcu-nlp retrain` also train on source labels nobody confirmed "
+                    "(MCU_RETRAIN_SOURCE_LABELS); the activation holdout stays people-confirmed.")
+
+    @property
+    def taxonomy_file(self) -> Path:
+        """The curated label taxonomy (values an admin approved beyond the model's classes)."""
+        return self.data_dir / "label_taxonomy.yaml"
 
     @field_validator("data_dir", "shared_data_dir", "models_dir", mode="after")
     @classmethod

@@ -1,4 +1,4 @@
-"""Admin endpoints: model versions, curator rules, API keys."""
+"""Admin endpoints: model versions, curator rules, the label taxonomy, API keys."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from fastapi import Path as PathParam
 from starlette.concurrency import run_in_threadpool
 
 from api import schemas
+from api import schemas_taxonomy as taxonomy_schemas
 from api.convert import model_out
 from api.deps import Admin, Reader, Services
 from api.redact import strip_paths
@@ -16,9 +17,11 @@ from mcu_nlp.routing.rules import RulesError, parse_rules_text
 from mcu_nlp.services.keys import create_key
 from mcu_nlp.services.models import ModelLoadError, ModelNotFound
 from mcu_nlp.services.rules_file import put_rules_in_force
+from mcu_nlp.services.taxonomy import TaxonomyError, active_taxonomy, add_curated_values
 
 router = APIRouter(prefix="/v1", tags=["admin"])
 Version = Annotated[str, PathParam(min_length=1, max_length=100)]
+LabelName = Annotated[str, PathParam(min_length=1, max_length=64, pattern=r"^[\w.-]+$")]
 
 
 @router.get("/models", response_model=list[schemas.ModelVersionOut])
@@ -66,3 +69,43 @@ def new_key(body: schemas.KeyCreateIn, services: Services, who: Admin) -> schema
     """Create an API key; it is shown only in this response."""
     key = create_key(services.store, role=body.role, name=body.name, actor=who.actor)
     return schemas.KeyCreatedOut(key=key, role=body.role, name=body.name)
+
+
+def _taxonomy_out(services, labels=None) -> taxonomy_schemas.TaxonomyOut:  # noqa: ANN001
+    model = services.registry.holder.current
+    bundle = model.bundle if model else None
+    try:
+        curated_labels = set(active_taxonomy(None, [], curated_path=services.settings
+                                             .taxonomy_file).curated)
+        names = sorted(set(labels) if labels is not None else
+                       {*(bundle.labels if bundle else []), *curated_labels})
+        taxonomy = active_taxonomy(bundle, names, curated_path=services.settings.taxonomy_file,
+                                   model_version=model.version if model else None)
+    except TaxonomyError as exc:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from exc
+    return taxonomy_schemas.TaxonomyOut(model_version=taxonomy.model_version, labels=[
+        taxonomy_schemas.LabelTaxonomyOut(
+            label=name, model_values=sorted(taxonomy.model.get(name, ())),
+            curated_values=sorted(taxonomy.curated.get(name, ()))) for name in names])
+
+
+@router.get("/taxonomy", response_model=taxonomy_schemas.TaxonomyOut)
+def get_taxonomy(services: Services, _: Reader) -> taxonomy_schemas.TaxonomyOut:
+    """The values corrections may set and retraining learns.
+
+    They are the active model version's classes plus the curated list.
+    """
+    return _taxonomy_out(services)
+
+
+@router.post("/taxonomy/{label}", response_model=taxonomy_schemas.TaxonomyOut,
+             responses={422: {"model": schemas.ErrorOut}, 503: {"model": schemas.ErrorOut}})
+def add_taxonomy_values(label: LabelName, body: taxonomy_schemas.TaxonomyAddIn,
+                        services: Services, who: Admin) -> taxonomy_schemas.TaxonomyOut:
+    """A curator approves new values of a label (audited as ``taxonomy.add``)."""
+    try:
+        add_curated_values(services.store, services.settings.taxonomy_file, label, body.values,
+                           actor=who.actor)
+    except TaxonomyError as exc:
+        raise HTTPException(422, str(exc)) from exc
+    return _taxonomy_out(services, [label])

@@ -161,19 +161,28 @@ def retrain_command(
     labels: Annotated[str | None, typer.Option(help="Comma-separated labels.")] = None,
     version: Annotated[str | None, typer.Option(help="Name of the new version.")] = None,
     holdout: Annotated[float, typer.Option(help="Newest share held out.")] = 0.15,
+    source_labels: Annotated[bool | None, typer.Option(
+        "--source-labels/--confirmed-only",
+        help="Also train on unconfirmed source labels (default: MCU_RETRAIN_SOURCE_LABELS). "
+             "The activation holdout is always labels confirmed by people.")] = None,
 ) -> None:
     """Train a new model version from people's labels in the store and compare it."""
     from mcu_nlp.services.retrain import RetrainError, retrain
+    from mcu_nlp.services.taxonomy import TaxonomyError
     from mcu_nlp.settings import get_settings
 
     if activate not in ("never", "auto", "always"):
         raise typer.BadParameter("use never, auto or always", param_hint="--activate")
     store = _store()
+    settings = get_settings()
     try:
-        report = retrain(store, _registry(store), out_root=get_settings().model_store,
+        report = retrain(store, _registry(store), out_root=settings.model_store,
                          labels=labels.split(",") if labels else None, version=version,
-                         holdout_share=holdout, activate=activate)  # type: ignore[arg-type]
-    except RetrainError as exc:
+                         holdout_share=holdout, activate=activate,  # type: ignore[arg-type]
+                         curated_path=settings.taxonomy_file,
+                         source_labels=(settings.retrain_source_labels if source_labels is None
+                                        else source_labels))
+    except (RetrainError, TaxonomyError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     typer.echo(f"version {report.version}: trained on {report.train_rows}, holdout "

@@ -4,6 +4,13 @@ An appeal is written in one transaction together with its source labels, the mod
 the routing decision and, when it needs a person or is drawn for the precision audit, its
 review-queue entry: a reader never sees an appeal without the rest. Storage is idempotent by
 ``(source, source_id)``.
+
+Labels that arrive with an appeal (the API's ``labels``, an export's topic or executor) are
+*source labels*: stored with ``origin="source"`` and ``confirmed=False``. Anyone with an operator
+key can send them, so they are not people's labels until a person confirms them: a correction
+with the same value, or the confirmation of an audit item whose model value agrees
+(:mod:`mcu_nlp.services.routing_audit`). Only confirmed labels train and score model versions
+(:mod:`mcu_nlp.services.retrain`).
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from mcu_nlp.routing.audit_sample import AuditSampler, sample_key
 from mcu_nlp.services.audit import record_audit
 from mcu_nlp.services.classify import Classification
 from mcu_nlp.services.routing_audit import record_verdicts
+from mcu_nlp.services.taxonomy import Taxonomy
 from mcu_nlp.storage import Store
 from mcu_nlp.storage import repositories as repo
 from mcu_nlp.storage.models import (
@@ -48,15 +56,17 @@ def naive(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
 
 
-def source_label_confirmed(appeal: Appeal, label: str) -> bool:
-    """Whether a label the source carries may train a model.
+def source_label_final(metadata: Mapping[str, Any] | None, label: str) -> bool:
+    """Whether the source itself considers a label settled.
 
-    Topics are set by the citizen or a moderator and count as given. A department is only final
-    once the case is closed: for open cases it names the current coordinator, which changes.
+    Used only when retraining is configured to take unconfirmed source labels (see
+    :func:`mcu_nlp.services.retrain.retrain`). Topics are set by the citizen or a
+    moderator and count as given. A department is only final once the case is closed: for open
+    cases it names the current coordinator, which changes.
     """
     if not label.startswith("department"):
         return True
-    meta = appeal.metadata
+    meta = metadata or {}
     if meta.get("executor_org") or meta.get("executor"):
         return True
     status = str(meta.get("last_status") or meta.get("status") or "").strip().casefold()
@@ -106,8 +116,9 @@ def add_classified(session: Session, appeal: Appeal, classification: Classificat
         urgency=classification.urgency.score,
         urgency_reasons=[{"id": r.id, "description": r.description, "phrase": r.phrase,
                           "weight": r.weight} for r in classification.urgency.reasons])
+    # Source labels wait for a person (see the module doc).
     labels = [HumanLabelRow(label=str(name), value=str(value)[:500], origin="source",
-                            confirmed=source_label_confirmed(appeal, str(name)))
+                            confirmed=False)
               for name, value in appeal.labels.items() if value not in (None, "")]
     decision_row = RoutingDecisionRow(
         decision=decision.decision, department=decision.department, priority=decision.priority,
@@ -188,7 +199,8 @@ def get_appeal(store: Store, appeal_id: int) -> AppealView:
 
 def correct_appeal(store: Store, appeal_id: int, labels: Mapping[str, str], *, author: str,
                    allowed_labels: Sequence[str], comment: str = "",
-                   department_label: str = "department") -> AppealView:
+                   department_label: str = "department",
+                   taxonomy: Taxonomy | None = None) -> AppealView:
     """A person sets labels of an appeal: stored for retraining, audited, queue item resolved.
 
     Args:
@@ -199,6 +211,12 @@ def correct_appeal(store: Store, appeal_id: int, labels: Mapping[str, str], *, a
         allowed_labels: Label names that may be corrected (the model's labels and the source's).
         comment: Free text kept with the correction.
         department_label: The routing label; correcting it records a human routing decision.
+        taxonomy: When given, every value must be approved in it (the API always gives it);
+            retraining ignores unapproved values either way.
+
+    Raises:
+        InvalidCorrection: Unknown label, empty value, or a value outside ``taxonomy``.
+        AppealNotFound: No such appeal.
     """
     if not labels:
         raise InvalidCorrection("give at least one label to correct")
@@ -207,6 +225,8 @@ def correct_appeal(store: Store, appeal_id: int, labels: Mapping[str, str], *, a
             raise InvalidCorrection(f"unknown label {name!r}; known: {sorted(allowed_labels)}")
         if not isinstance(value, str) or not value.strip() or len(value) > 500:
             raise InvalidCorrection(f"label {name!r} needs a non-empty value of <= 500 characters")
+        if taxonomy is not None and not taxonomy.allows(name, value):
+            raise InvalidCorrection(taxonomy.refusal(name, value))
     with store.session() as session:
         row = repo.get_appeal(session, appeal_id)
         if row is None:
@@ -216,6 +236,11 @@ def correct_appeal(store: Store, appeal_id: int, labels: Mapping[str, str], *, a
             current.update(repo.labels_by_origin(row.labels).get(origin, {}))
         for name, value in labels.items():
             value = value.strip()
+            # A person setting the value the source sent confirms the source label.
+            for label_row in row.labels:
+                if (label_row.origin == "source" and label_row.label == name
+                        and label_row.value == value):
+                    label_row.confirmed = True
             session.add(CorrectionRow(appeal_id=appeal_id, label=name, old_value=current.get(name),
                                       new_value=value, author=author, comment=comment))
             repo.upsert_human_label(session, appeal_id=appeal_id, label=name, value=value,

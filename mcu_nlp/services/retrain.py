@@ -1,10 +1,18 @@
 """Batch retraining from the store (``mcu-nlp retrain``).
 
-Training labels are people's: a correction, else a label the source confirmed (a closed case's
-executor, a moderated topic). The model's own predictions never become labels, so a new version
-cannot learn the old one's unconfirmed mistakes. The newest part of the store by time is held out;
-the new version and the active one are both scored on it; the new one is registered inactive and
-activated only when asked, or (``activate="auto"``) when it wins.
+Training labels are people's: a correction, or a source label a person confirmed (see
+:mod:`mcu_nlp.services.appeals`). Labels that merely arrived with an appeal (an import, the API's
+``labels``) train only when retraining is configured to use them (``source_labels``,
+``MCU_RETRAIN_SOURCE_LABELS``), and then only the ones the source settled (a closed case's
+executor, a moderated topic). Every label must be a value of the taxonomy in force (the active
+version's classes plus the curated list, :mod:`mcu_nlp.services.taxonomy`); others are ignored.
+The model's own predictions never become labels, so a new version cannot learn the old one's
+unconfirmed mistakes.
+
+The comparison that decides ``activate="auto"`` is made on a holdout of labels **confirmed by
+people** only: the newest ``holdout_share`` of them by the appeal's time, never source labels, and
+source labels used for training are older than that holdout (a time split). The new version is
+registered inactive and activated only when asked, or when it wins on that holdout.
 """
 
 from __future__ import annotations
@@ -20,7 +28,9 @@ import numpy as np
 import pandas as pd
 
 from mcu_nlp.evaluation.protocol import certification_rows
+from mcu_nlp.services.appeals import source_label_final
 from mcu_nlp.services.models import ModelBundleLike, ModelRegistry
+from mcu_nlp.services.taxonomy import Taxonomy, active_taxonomy
 from mcu_nlp.storage import Store
 from mcu_nlp.storage import repositories as repo
 
@@ -51,21 +61,35 @@ class RetrainReport:
     notes: list[str] = field(default_factory=list)
 
 
-def labelled_frame(store: Store, labels: Sequence[str]) -> pd.DataFrame:
-    """Appeals with a trusted value for at least one of ``labels`` (missing ones are NaN).
+_FRAME_COLUMNS = ["appeal_id", "text", "created_at", "district", "channel"]
 
-    Columns: ``appeal_id``, ``text``, ``created_at``, ``district``, ``channel`` and one column per
-    label; oldest first. See the module doc for which labels are trusted.
+
+def labelled_frame(store: Store, labels: Sequence[str], *, taxonomy: Taxonomy | None = None,
+                   confirmed: bool = True) -> pd.DataFrame:
+    """Appeals with a human value for at least one of ``labels`` (missing ones are NaN).
+
+    Args:
+        store: The appeal store.
+        labels: Label names, one column each.
+        taxonomy: When given, values it does not approve are left out (as if missing).
+        confirmed: ``True``: labels people gave or confirmed; ``False``: unconfirmed source
+            labels the source settled (see :func:`mcu_nlp.services.appeals.source_label_final`).
+
+    Returns:
+        Columns ``appeal_id``, ``text``, ``created_at``, ``district``, ``channel`` and one per
+        label; oldest first.
     """
     appeals: dict[int, tuple[Any, ...]] = {}
     values: dict[str, dict[int, str]] = {}
     with store.session() as session:
         for label in labels:
-            rows = repo.training_labels(session, label=label)
-            values[label] = {row[0]: row[5] for row in rows}
-            appeals.update({row[0]: row[:5] for row in rows})
-    frame = pd.DataFrame(list(appeals.values()),
-                         columns=["appeal_id", "text", "created_at", "district", "channel"])
+            rows = repo.training_labels(session, label=label, confirmed=confirmed)
+            kept = [row for row in rows
+                    if (taxonomy is None or taxonomy.allows(label, row[5]))
+                    and (confirmed or source_label_final(row[6], label))]
+            values[label] = {row[0]: row[5] for row in kept}
+            appeals.update({row[0]: row[:5] for row in kept})
+    frame = pd.DataFrame(list(appeals.values()), columns=_FRAME_COLUMNS)
     for label in labels:
         frame[label] = frame["appeal_id"].map(values[label])
     return frame.sort_values(["created_at", "appeal_id"]).reset_index(drop=True)
@@ -74,6 +98,8 @@ def labelled_frame(store: Store, labels: Sequence[str]) -> pd.DataFrame:
 def score_bundle(bundle: ModelBundleLike, frame: pd.DataFrame, labels: Sequence[str]
                  ) -> dict[str, Any]:
     """Accuracy, and auto-route coverage and precision at the bundle's thresholds, per label."""
+    if frame.empty:
+        return {"rows": 0}
     predictions = bundle.predict(frame[["text", "district", "channel", "created_at"]].reset_index(
         drop=True), top_k=1)
     metrics: dict[str, Any] = {"rows": len(frame)}
@@ -113,6 +139,10 @@ def retrain(
     activate: Activation = "auto",
     train_fn: TrainFn | None = None,
     actor: str = "retrain",
+    taxonomy: Taxonomy | None = None,
+    curated_path: Path | None = None,
+    source_labels: bool = False,
+    min_holdout_rows: int = 30,
 ) -> RetrainReport:
     """Train a new version from the store, compare it with the active one, register it.
 
@@ -122,21 +152,51 @@ def retrain(
         out_root: Folder that receives the new bundle directory.
         labels: Labels to train (default: the active model's, else category and department).
         version: The new version's name (default: ``retrain-<UTC timestamp>``).
-        holdout_share: Newest share of the labelled appeals held out for the comparison.
+        holdout_share: Newest share of the people-confirmed appeals held out for the comparison.
         min_rows: Fewest labelled appeals worth training on.
-        activate: ``never``, ``always``, or ``auto`` (when it beats the active version).
+        activate: ``never``, ``always``, or ``auto`` (when it beats the active version on the
+            confirmed holdout).
         train_fn: ``train_bundle(frame, *, labels, version, out_dir, validation_frame)``
             (default: :func:`mcu_nlp.services.training.train_bundle`).
         actor: Who runs it (audit log).
+        taxonomy: Approved values per label (default: the active version's classes plus the
+            curated list at ``curated_path``).
+        curated_path: The curated taxonomy file (``<MCU_DATA_DIR>/label_taxonomy.yaml``).
+        source_labels: Also train on unconfirmed source labels (older than the holdout).
+        min_holdout_rows: Fewest confirmed holdout appeals for ``auto`` to activate anything.
+
+    Raises:
+        RetrainError: Too few approved labels to train on.
     """
     active = registry.holder.current or registry.sync()
     labels = list(labels or (active.bundle.labels if active else ["category", "department"]))
-    frame = labelled_frame(store, labels)
-    if len(frame) < min_rows:
-        raise RetrainError(f"only {len(frame)} appeals carry trusted labels for {labels}; "
-                           f"need at least {min_rows}")
-    cut = int(len(frame) * (1.0 - holdout_share))
-    train, holdout = frame.iloc[:cut], frame.iloc[cut:]
+    if taxonomy is None:
+        taxonomy = active_taxonomy(active.bundle if active else None, labels,
+                                   curated_path=curated_path,
+                                   model_version=active.version if active else None)
+    confirmed = labelled_frame(store, labels, taxonomy=taxonomy, confirmed=True)
+    cut = int(len(confirmed) * (1.0 - holdout_share))
+    holdout = confirmed.iloc[cut:]
+    train = confirmed.iloc[:cut]
+    notes = [f"holdout: the newest {len(holdout)} of {len(confirmed)} appeals with labels "
+             "confirmed by people"]
+    used_source = 0
+    if source_labels:
+        source = labelled_frame(store, labels, taxonomy=taxonomy, confirmed=False)
+        source = source[~source["appeal_id"].isin(holdout["appeal_id"])]
+        if len(holdout):  # a time split: nothing newer than the holdout's start trains
+            source = source[source["created_at"] < holdout["created_at"].min()]
+        used_source = int((~source["appeal_id"].isin(train["appeal_id"])).sum())
+        train = (train.set_index("appeal_id").combine_first(source.set_index("appeal_id"))
+                 .reset_index()[list(confirmed.columns)]
+                 .sort_values(["created_at", "appeal_id"]).reset_index(drop=True))
+        notes.append(f"unconfirmed source labels: {used_source} more training appeals")
+    if len(train) + len(holdout) < min_rows:
+        raise RetrainError(
+            f"only {len(train) + len(holdout)} appeals carry approved human labels for {labels} "
+            f"(confirmed by people{', or settled source labels' if source_labels else ''}); "
+            f"need at least {min_rows}. Labels outside the taxonomy (the active version's "
+            "classes and the curated list) are not counted")
     # The certified thresholds' rows: the newest 10 % of train (more on small data).
     validation_cut = len(train) - certification_rows(len(train))
     fit_part, validation = train.iloc[:validation_cut], train.iloc[validation_cut:]
@@ -148,8 +208,12 @@ def retrain(
                       out_dir=out_dir, validation_frame=validation.reset_index(drop=True))
     new_metrics = score_bundle(bundle, holdout, labels)
     active_metrics = score_bundle(active.bundle, holdout, labels) if active else None
-    notes = []
-    if active_metrics is None:
+    holdout_from = str(holdout["created_at"].min()) if len(holdout) else ""
+    if len(holdout) < min_holdout_rows:
+        wins = False
+        notes.append(f"only {len(holdout)} confirmed holdout appeals (< {min_holdout_rows}): "
+                     "no comparison, the new version cannot win")
+    elif active_metrics is None:
         wins = True
         notes.append("no active model: the new version wins by default")
     else:
@@ -158,7 +222,8 @@ def retrain(
                      f"{_mean_accuracy(active_metrics, labels):.4f}")
     metrics = {"holdout": new_metrics, "train_rows": len(fit_part),
                "validation_rows": len(validation),
-               "holdout_from": str(holdout["created_at"].min()),
+               "holdout_from": holdout_from, "holdout_labels": "confirmed by people",
+               "source_label_rows": used_source,
                "compared_with": active.version if active else None,
                "active_holdout": active_metrics}
     do_activate = activate == "always" or (activate == "auto" and wins)
@@ -166,7 +231,6 @@ def retrain(
                       preloaded=bundle)
     log.info("retrained %s on %d rows (wins=%s, activated=%s)", version, len(fit_part), wins,
              do_activate)
-    return RetrainReport(version, str(out_dir), len(fit_part), len(holdout),
-                         str(holdout["created_at"].min()), new_metrics,
-                         active.version if active else None, active_metrics, wins, do_activate,
-                         notes)
+    return RetrainReport(version, str(out_dir), len(fit_part), len(holdout), holdout_from,
+                         new_metrics, active.version if active else None, active_metrics, wins,
+                         do_activate, notes)

@@ -9,7 +9,8 @@ model decided alone is stored: correct when the person kept the model's value.
 "Decided alone" means: the routing label when the threshold routed the appeal
 (``decided_by = threshold:<label>``; a curator rule's department is not the model's), and any
 other label whose confidence reached its (effective) threshold. Labels the correction leaves out
-count as confirmed: the operator saw the whole appeal.
+count as confirmed: the operator saw the whole appeal. A confirmation also confirms the appeal's
+source labels that agree with the values the person kept (they become training labels).
 """
 
 from __future__ import annotations
@@ -129,6 +130,11 @@ def confirm_audit(store: Store, appeal_id: int, *, author: str,
         verdicts = record_verdicts(session, appeal, item, corrected={}, author=author,
                                    department_label=department_label)
         item.status, item.resolved_at, item.resolved_by = "resolved", utcnow(), author
+        # The person confirmed these values: a source label that says the same is confirmed.
+        kept = {v.label: v.predicted for v in verdicts}
+        for label_row in appeal.labels:
+            if label_row.origin == "source" and kept.get(label_row.label) == label_row.value:
+                label_row.confirmed = True
         record_audit(session, actor=author, action="audit.confirm", entity="appeal",
                      entity_id=appeal_id,
                      details={"labels": {v.label: v.predicted for v in verdicts}})

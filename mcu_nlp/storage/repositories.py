@@ -136,25 +136,32 @@ def count(session: Session, query: Select[Any]) -> int:
 
 
 def training_labels(
-    session: Session, *, label: str, since: datetime | None = None,
-) -> list[tuple[int, str, datetime, str | None, str | None, str]]:
-    """Appeals with a trustworthy value for ``label``: a correction, else a confirmed source label.
+    session: Session, *, label: str, since: datetime | None = None, confirmed: bool = True,
+) -> list[tuple[int, str, datetime, str | None, str | None, str, dict[str, Any]]]:
+    """Appeals with a human value for ``label``.
 
-    The model's own predictions are never returned, so a retrained model cannot learn its
-    unconfirmed mistakes. Rows: ``(appeal id, text, created_at, territory, channel, value)``.
+    ``confirmed=True``: values people gave or confirmed (a correction beats a confirmed source
+    label). ``confirmed=False``: source labels nobody has confirmed yet (only for a retraining
+    configured to use them). The model's own predictions are never returned, so a retrained
+    model cannot learn its unconfirmed mistakes. Rows: ``(appeal id, text, created_at,
+    territory, channel, value, extra)``.
     """
     query = (select(AppealRow.id, AppealRow.text, AppealRow.created_at, AppealRow.territory,
-                    AppealRow.channel, HumanLabelRow.origin, HumanLabelRow.value)
+                    AppealRow.channel, HumanLabelRow.origin, HumanLabelRow.value,
+                    AppealRow.extra)
              .join(HumanLabelRow, HumanLabelRow.appeal_id == AppealRow.id)
-             .where(HumanLabelRow.label == label, HumanLabelRow.confirmed.is_(True))
+             .where(HumanLabelRow.label == label, HumanLabelRow.confirmed.is_(confirmed))
              .order_by(AppealRow.created_at, AppealRow.id))
+    if not confirmed:
+        query = query.where(HumanLabelRow.origin == "source")
     if since is not None:
         query = query.where(AppealRow.created_at >= since)
-    best: dict[int, tuple[int, str, datetime, str | None, str | None, str]] = {}
+    best: dict[int, tuple[int, str, datetime, str | None, str | None, str, dict[str, Any]]] = {}
     for row in session.execute(query):
         if row.id in best and row.origin != "correction":
             continue  # a person's correction beats what the source said
-        best[row.id] = (row.id, row.text, row.created_at, row.territory, row.channel, row.value)
+        best[row.id] = (row.id, row.text, row.created_at, row.territory, row.channel, row.value,
+                        dict(row.extra or {}))
     return sorted(best.values(), key=lambda item: (item[2], item[0]))
 
 

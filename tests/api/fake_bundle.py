@@ -64,6 +64,9 @@ class FakeBundle:
                 self.thresholds[label] = threshold
         return self
 
+    def classes(self, label: str) -> list[str]:
+        return [str(c) for c in self.models[label][1].classes_]
+
     def predict(self, frame: pd.DataFrame, top_k: int = 3) -> list[dict[str, LabelPrediction]]:
         inputs = _inputs(frame)
         out: list[dict[str, LabelPrediction]] = [{} for _ in inputs]

@@ -6,6 +6,7 @@ import io
 import json
 
 import pytest
+import sqlalchemy as sa
 from conftest import auth
 
 GAS = "В подъезде дома сильно пахнет газом, соседи не открывают"
@@ -111,6 +112,9 @@ def test_post_appeal_is_idempotent_and_readable(api):
 def test_correction_resolves_review_and_is_audited(api):
     body = {"source_id": "B-1", "created_at": "2021-01-12T10:00:00", "text": GAS}
     appeal_id = api.post("/v1/appeals", json=body, headers=auth(api)).json()["appeal"]["id"]
+    # Not a class of the active model: a curator approves the value first.
+    assert api.post("/v1/taxonomy/department", json={"values": ["Аварийная служба"]},
+                    headers=auth(api, "admin")).status_code == 200
     response = api.post(f"/v1/appeals/{appeal_id}/correction", headers=auth(api),
                         json={"labels": {"department": "Аварийная служба"}, "comment": "газ"})
     assert response.status_code == 200, response.text
@@ -185,19 +189,27 @@ def test_retrain_with_the_real_bundle_then_serve_it(api, spb_slice, tmp_path):
     """The lead's ModelBundle through the whole path: retrain from the store, activate, classify."""
     from mcu_nlp.services.models import ModelRegistry, default_loader
     from mcu_nlp.services.retrain import labelled_frame, retrain
+    from mcu_nlp.services.taxonomy import active_taxonomy
+    from mcu_nlp.storage.models import HumanLabelRow
 
     data = spb_slice.iloc[:500].to_csv(index=False).encode()
     files = {"file": ("export.csv", io.BytesIO(data), "text/csv")}
     assert api.post("/v1/appeals/import?kind=spb_portal", files=files,
                     headers=auth(api)).json()["stored"] > 400
     services = api.services
+    with services.store.session() as session:  # people confirmed the imported labels
+        session.execute(sa.update(HumanLabelRow).values(confirmed=True))
+    labels = ["category", "department"]
+    taxonomy = active_taxonomy(services.registry.holder.current.bundle, labels, curated_path=None)
     registry = ModelRegistry(services.store, services.registry.holder, loader=default_loader)
     report = retrain(services.store, registry, out_root=tmp_path, version="real-r1",
                      labels=["category", "department"], activate="always", min_rows=100)
     assert report.activated
     # The holdout is the newest labelled appeals; the new version must beat naming their most
     # frequent category for every one of them.
-    holdout = labelled_frame(services.store, ["category"]).iloc[-report.holdout_rows:]
+    holdout = labelled_frame(services.store, labels,
+                             taxonomy=taxonomy).iloc[-report.holdout_rows:].dropna(
+                                 subset=["category"])
     majority = holdout["category"].value_counts(normalize=True).iloc[0]
     accuracy = report.new_metrics["category"]["accuracy"]
     assert report.new_metrics["category"]["rows"] == len(holdout) == report.holdout_rows

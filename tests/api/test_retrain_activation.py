@@ -1,10 +1,12 @@
 """``mcu-nlp retrain --activate auto``: a new version is activated only when it wins.
 
 The active version is a real bundle trained on older real appeals. Later real appeals are imported
-into the store, then people's labels are planted with ``correct_appeal`` (the path operators
-use) so that the retrained version is clearly better or clearly worse than the active one on the
-store's newest appeals (the holdout ``retrain`` keeps aside), and the command runs as in
-production: its own store connection, the default bundle loader, the default training job.
+into the store (their topics arrive as unconfirmed source labels), then people's labels are
+planted with ``correct_appeal`` (the path operators use) so that the retrained version is clearly
+better or clearly worse than the active one on the store's newest people-confirmed appeals (the
+holdout ``retrain`` keeps aside), and the command runs as in production: its own store
+connection, the default bundle loader, the default training job. The values are approved by a
+curator first (the curated taxonomy), as a municipality's own topic names would be.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typer.testing import CliRunner
 from mcu_nlp.records import Appeal, Channel
 from mcu_nlp.services.appeals import correct_appeal
 from mcu_nlp.services.models import ModelRegistry
+from mcu_nlp.services.taxonomy import add_curated_values
 from mcu_nlp.settings import get_settings
 from mcu_nlp.storage.models import AppealRow
 
@@ -73,6 +76,12 @@ def stocked(store, base_bundle, spb_slice, tmp_path, monkeypatch):
     get_settings.cache_clear()
 
 
+def approve(store, values) -> None:
+    """A curator adds the values to the curated taxonomy the command reads."""
+    add_curated_values(store, get_settings().taxonomy_file, LABEL, sorted(set(values)),
+                       actor="key:3:admin")
+
+
 def plant(store, appeal_ids, values) -> None:
     for appeal_id, value in zip(appeal_ids, values, strict=True):
         correct_appeal(store, int(appeal_id), {LABEL: value}, author="key:1:operator",
@@ -107,6 +116,7 @@ def test_a_version_trained_on_better_labels_wins_and_is_activated(store, stocked
     # Operators relabel every appeal in the municipality's own topic names: the active version
     # cannot name them, a version trained on them can.
     renamed = {name: f"Тема {i:02d}" for i, name in enumerate(sorted(stocked[LABEL].unique()))}
+    approve(store, renamed.values())
     plant(store, stocked["appeal_id"], stocked[LABEL].map(renamed))
 
     output = run_retrain("people-r1")
@@ -122,11 +132,15 @@ def test_a_version_trained_on_better_labels_wins_and_is_activated(store, stocked
 
 
 def test_a_version_trained_on_noise_loses_and_the_active_one_stays(store, stocked):
-    # Random labels on the training part only: the holdout keeps the source's true topics.
-    train_rows = stocked.iloc[: len(stocked) - len(holdout_of(stocked)) - 1]
+    # Random labels on the training part only: on the holdout people confirm the source's true
+    # topics (the holdout is people's labels only).
+    cut = len(stocked) - len(holdout_of(stocked))
+    train_rows, rest = stocked.iloc[:cut], stocked.iloc[cut:]
     topics = sorted(stocked[LABEL].unique())
+    approve(store, topics)
     noise = np.random.default_rng(0).choice(topics, size=len(train_rows))
     plant(store, train_rows["appeal_id"], noise)
+    plant(store, rest["appeal_id"], rest[LABEL])
 
     output = run_retrain("noise-r1")
 

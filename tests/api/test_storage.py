@@ -20,7 +20,7 @@ from mcu_nlp.services.models import ModelLoadError, ModelNotFound, ModelRegistry
 from mcu_nlp.services.queue import list_queue
 from mcu_nlp.services.retrain import labelled_frame, retrain
 from mcu_nlp.storage.migrate import current_revision, head_revision
-from mcu_nlp.storage.models import AlertRow, ApiKeyRow, AppealRow, PredictionRow
+from mcu_nlp.storage.models import AlertRow, ApiKeyRow, AppealRow, HumanLabelRow, PredictionRow
 
 
 def appeals_of(frame, source="spb_portal"):
@@ -190,6 +190,8 @@ def test_alerts_deduplicate_by_key(store):
 def test_retrain_uses_people_labels_and_registers_inactive_unless_it_wins(
         store, registry, classifier, spb_slice, tmp_path, loaded_bundles):
     import_appeals(store, classifier, appeals_of(spb_slice.iloc[:400]))
+    with store.session() as session:  # people confirmed the source labels (else none train)
+        session.execute(sa.update(HumanLabelRow).values(confirmed=True))
     seen = {}
 
     def train_fn(frame, *, labels, version, out_dir, validation_frame):
