@@ -25,6 +25,8 @@ from mcu_nlp.services.appeals import (
     get_appeal,
 )
 from mcu_nlp.services.imports import ImportFileError, import_appeals, import_file
+from mcu_nlp.services.personal_data import read_appeal_as
+from mcu_nlp.services.taxonomy import TaxonomyError, active_taxonomy
 
 router = APIRouter(prefix="/v1/appeals", tags=["appeals"])
 
@@ -56,7 +58,8 @@ def create_appeal(body: schemas.AppealIn, services: Services, who: Operator):
         services.metrics.count("appeals.stored")
         view = get_appeal(services.store, summary.stored_ids[0])
         return schemas.AppealStored(status="stored", appeal=appeal_out(view))
-    view = get_appeal(services.store, summary.duplicate_ids[0])
+    view = read_appeal_as(services.store, summary.duplicate_ids[0], actor=who.actor,
+                          role=who.role, via="POST /v1/appeals (duplicate)")
     return JSONResponse(schemas.AppealStored(status="duplicate", appeal=appeal_out(view))
                         .model_dump(mode="json"), status_code=200)
 
@@ -94,10 +97,15 @@ async def import_appeals_file(
 
 
 @router.get("/{appeal_id}", response_model=schemas.AppealOut, responses=NOT_FOUND)
-def read_appeal(appeal_id: AppealId, services: Services, _: Reader) -> schemas.AppealOut:
-    """A stored appeal with its predictions, routing, human labels and corrections."""
+def read_appeal(appeal_id: AppealId, services: Services, who: Reader) -> schemas.AppealOut:
+    """A stored appeal with its predictions, routing, human labels and corrections.
+
+    Operators and admins read the raw text and address, and each read is audited
+    (``appeal.read``); analysts read them with personal data masked.
+    """
     try:
-        return appeal_out(get_appeal(services.store, appeal_id))
+        return appeal_out(read_appeal_as(services.store, appeal_id, actor=who.actor,
+                                         role=who.role))
     except AppealNotFound as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
 
@@ -106,18 +114,27 @@ def read_appeal(appeal_id: AppealId, services: Services, _: Reader) -> schemas.A
              responses={**NOT_FOUND, 422: {"model": schemas.ErrorOut}})
 def correct(appeal_id: AppealId, body: schemas.CorrectionIn, services: Services,
             who: Operator) -> schemas.AppealOut:
-    """A person sets topic / department; stored for retraining and audited."""
+    """A person sets topic / department; stored for retraining and audited.
+
+    Each value must be approved: a class of the active model version for that label, or a value
+    an admin added to the curated taxonomy (``POST /v1/taxonomy/{label}``); else a 422.
+    """
     model = services.registry.holder.current
     allowed = {services.department_label, *(model.bundle.labels if model else [])}
     try:
         allowed |= set(get_appeal(services.store, appeal_id).source_labels)
+        taxonomy = active_taxonomy(model.bundle if model else None, body.labels,
+                                   curated_path=services.settings.taxonomy_file,
+                                   model_version=model.version if model else None)
         view = correct_appeal(services.store, appeal_id, body.labels, author=who.actor,
                               allowed_labels=sorted(allowed), comment=body.comment,
-                              department_label=services.department_label)
+                              department_label=services.department_label, taxonomy=taxonomy)
     except AppealNotFound as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
     except InvalidCorrection as exc:
         raise HTTPException(422, str(exc)) from exc
+    except TaxonomyError as exc:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from exc
     services.metrics.count("appeals.corrected")
     if view.audit_sample:  # an audit item's correction is a verdict: thresholds may tighten
         after_verdict(services)

@@ -14,7 +14,7 @@ from api.convert import queue_item_out
 from api.deps import Operator, Reader, Services
 from api.routers.routing_quality import after_verdict, change_out
 from mcu_nlp.records import Channel
-from mcu_nlp.services.queue import list_queue
+from mcu_nlp.services.personal_data import list_queue_as
 from mcu_nlp.services.routing_audit import AuditItemClosed, NotAnAuditItem, confirm_audit
 
 router = APIRouter(prefix="/v1", tags=["queue"])
@@ -24,7 +24,7 @@ AppealId = Annotated[int, PathParam(ge=1, le=2**31 - 1, description="Stored appe
 @router.get("/queue", response_model=schemas.QueueOut)
 def queue(
     services: Services,
-    _: Reader,
+    who: Reader,
     status: Literal["open", "resolved", "all"] = "open",
     department: Annotated[str | None, Query(max_length=500)] = None,
     territory: Annotated[str | None, Query(max_length=200)] = None,
@@ -37,11 +37,15 @@ def queue(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> schemas.QueueOut:
-    """Appeals waiting for a person, ordered by urgency, then by waiting time."""
-    page = list_queue(services.store, status=status,
-                      department=department, territory=territory,
-                      channel=None if channel is None else channel.value, priority=priority,
-                      min_urgency=min_urgency, audit=audit, limit=limit, offset=offset)
+    """Appeals waiting for a person, ordered by urgency, then by waiting time.
+
+    Operators and admins see the raw texts, and every appeal on the page gets an ``appeal.read``
+    audit row; analysts see the texts with personal data masked.
+    """
+    page = list_queue_as(services.store, actor=who.actor, role=who.role, status=status,
+                         department=department, territory=territory,
+                         channel=None if channel is None else channel.value, priority=priority,
+                         min_urgency=min_urgency, audit=audit, limit=limit, offset=offset)
     return schemas.QueueOut(total=page.total, items=[queue_item_out(i) for i in page.items])
 
 
