@@ -41,7 +41,7 @@ from sklearn.svm import LinearSVC
 from mcu_nlp.classifiers.factory import DEFAULT_MODEL, make_classifier
 from mcu_nlp.evaluation.certify import certify_model, rare_classes
 from mcu_nlp.evaluation.datasets import load_spb
-from mcu_nlp.evaluation.metrics import choose_threshold, quality_report
+from mcu_nlp.evaluation.metrics import choose_threshold, quality_report, ranked_coverage
 from mcu_nlp.evaluation.protocol import split_by_time
 from mcu_nlp.evaluation.runner import labelled
 from mcu_nlp.services.training import DEFAULT_ROUTING_TOPICS, recipe_for
@@ -154,19 +154,6 @@ class Usem3Peer:
 
     def predict_proba(self, frame):
         return self.model.predict_proba(self._features(frame))
-
-
-def ranked_coverage(truth, proba, classes, target=0.95):
-    """Diagnostic, not the protocol's metric: the largest share of test rows, taken by falling
-    confidence, whose top-1 precision is still >= ``target``. It measures how well a model ranks
-    its own answers, apart from how well the validation threshold carries over to test (the
-    labels drift between March and April)."""
-    confidence = proba.max(axis=1)
-    correct = np.asarray(classes, dtype=object)[proba.argmax(axis=1)] == truth
-    order = np.argsort(-confidence, kind="stable")
-    precision = np.cumsum(correct[order]) / np.arange(1, len(order) + 1)
-    ok = np.flatnonzero(precision >= target)
-    return float((ok[-1] + 1) / len(truth)) if len(ok) else 0.0
 
 
 def run_peer(name, model, split, label, single=200):

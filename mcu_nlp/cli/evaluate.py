@@ -35,7 +35,7 @@ def print_results(results: list[dict]) -> None:
     """
     table = Table(title="Evaluation (EVAL.md protocol; coverage at the certified threshold)")
     for column in ("label", "model", "part", "rows", *_PART_COLUMNS, "precision 95% CI",
-                   "yardstick cov (prec)"):
+                   "yardstick cov (prec)", "ranked (chosen on test)"):
         table.add_column(
             column, justify="right" if column not in ("label", "model", "part") else "left"
         )
@@ -50,8 +50,10 @@ def print_results(results: list[dict]) -> None:
             yard = figures.get("yardstick") or {}
             yard_cell = (f"{yard['coverage']:.3f} ({yard['precision']:.3f})"
                          if yard.get("precision") is not None else "—")
+            ranked = yard.get("ranked_coverage_chosen_on_test")
             table.add_row(result["label"], result["model"], part, str(figures["rows"]), *cells,
-                          _interval(figures), yard_cell)
+                          _interval(figures), yard_cell,
+                          "—" if ranked is None else f"{ranked:.3f}")
     console.print(table)
     for result in results:
         certificate = result.get("certificate") or {}

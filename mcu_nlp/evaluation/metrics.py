@@ -110,3 +110,22 @@ def quality_report(
         routed=covered,
         precision_ci95=precision_interval(hits, covered),
     )
+
+
+def ranked_coverage(y_true: Sequence[object], proba: np.ndarray, classes: Sequence[object],
+                    target: float = TARGET_PRECISION) -> float:
+    """Diagnostic chosen **on test**, not a coverage anyone can promise.
+
+    The largest share of rows, taken by falling confidence, whose top-1 precision is still
+    ``>= target``: how well a model ranks its own answers, apart from how well a threshold chosen
+    on earlier rows carries over.
+    """
+    truth = np.asarray(y_true, dtype=object)
+    if len(truth) == 0:
+        return 0.0
+    confidence = proba.max(axis=1)
+    correct = np.asarray(classes, dtype=object)[proba.argmax(axis=1)] == truth
+    order = np.argsort(-confidence, kind="stable")
+    precision = np.cumsum(correct[order]) / np.arange(1, len(order) + 1)
+    ok = np.flatnonzero(precision >= target)
+    return float((ok[-1] + 1) / len(truth)) if len(ok) else 0.0

@@ -34,6 +34,7 @@ from mcu_nlp.evaluation.metrics import (
     choose_threshold,
     json_ready,
     quality_report,
+    ranked_coverage,
 )
 from mcu_nlp.evaluation.protocol import ProtocolSplit
 
@@ -163,7 +164,9 @@ def evaluate_model(
                                    threshold=yardstick_threshold)
             yardstick[name] = {"threshold": _finite(yardstick_threshold),
                                "coverage": plain.coverage_at_95,
-                               "precision": _finite(plain.precision_at_threshold)}
+                               "precision": _finite(plain.precision_at_threshold),
+                               "ranked_coverage_chosen_on_test": ranked_coverage(
+                                   truth[mask], proba[mask], model.classes_, target)}
     result = EvaluationResult(
         label=label,
         model=model_name,
