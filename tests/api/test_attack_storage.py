@@ -43,7 +43,7 @@ def test_a_key_with_a_long_name_can_write_and_is_audited(api):
     assert stored.status_code == 201, stored.text
     appeal_id = stored.json()["appeal"]["id"]
     corrected = api.post(f"/v1/appeals/{appeal_id}/correction", headers=headers,
-                         json={"labels": {"department": "ЖКС"}})
+                         json={"labels": {"department": "Администрация Невского района"}})
     assert corrected.status_code == 200, corrected.text
     store = api.services.store
     with store.session() as session:
@@ -64,13 +64,13 @@ def test_key_names_over_the_column_or_with_controls_are_refused(api):
 def test_long_label_names_in_a_correction_are_a_422(api):
     stored = api.post("/v1/appeals", json=appeal(), headers=auth(api)).json()
     appeal_id = stored["appeal"]["id"]
-    for labels in ({"д" * 65: "ЖКС"}, {"department": "Ж" * 501}, {"depart\x00ment": "ЖКС"}):
+    for labels in ({"д" * 65: "Администрация Невского района"}, {"department": "Ж" * 501}, {"depart\x00ment": "Администрация Невского района"}):
         response = api.post(f"/v1/appeals/{appeal_id}/correction", headers=auth(api),
                             json={"labels": labels})
         assert response.status_code == 422, response.text
     assert api.get("/health").status_code == 200
     good = api.post(f"/v1/appeals/{appeal_id}/correction", headers=auth(api),
-                    json={"labels": {"department": "ЖКС"}})
+                    json={"labels": {"department": "Администрация Невского района"}})
     assert good.status_code == 200, good.text
 
 
