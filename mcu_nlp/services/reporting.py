@@ -104,7 +104,8 @@ def frame_from_store(url: str) -> pd.DataFrame | None:
     by_label: dict[str, dict[int, str]] = {}
     position = {r.id: i for i, r in enumerate(rows)}
     for (appeal_id, label), (_, value) in predictions.items():
-        by_label.setdefault(label, {})[position[appeal_id]] = value
+        if appeal_id in position:  # an appeal stored after its rows were read waits for next time
+            by_label.setdefault(label, {})[position[appeal_id]] = value
     for label, values in by_label.items():
         frame[f"pred_{label}"] = pd.Series(values, dtype="object").reindex(frame.index)
     return frame
