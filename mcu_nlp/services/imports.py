@@ -150,8 +150,15 @@ def _reject_refused(row: Numbered, exc: SQLAlchemyError, summary: ImportSummary)
 
 
 def _store_unavailable(exc: SQLAlchemyError) -> bool:
-    """A connection or server failure: every row would fail, so the import stops (503)."""
-    return isinstance(exc, OperationalError | InterfaceError | DisconnectionError)
+    """A connection, server or schema failure: every row would fail, so the import stops (503).
+
+    PostgreSQL's SQLSTATE class 42 (a missing table or column, no privilege) is the schema's
+    fault, not the row's; a trigger's ``RAISE`` (P0001) or a data error (22, 23) is the row's.
+    """
+    if isinstance(exc, OperationalError | InterfaceError | DisconnectionError):
+        return True
+    sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None) or ""
+    return str(sqlstate).startswith("42")
 
 
 def _write_with_retry(store: Store, classifier: ClassifyService, chunk: Sequence[Numbered],
