@@ -64,7 +64,8 @@ def test_key_names_over_the_column_or_with_controls_are_refused(api):
 def test_long_label_names_in_a_correction_are_a_422(api):
     stored = api.post("/v1/appeals", json=appeal(), headers=auth(api)).json()
     appeal_id = stored["appeal"]["id"]
-    for labels in ({"д" * 65: "Администрация Невского района"}, {"department": "Ж" * 501}, {"depart\x00ment": "Администрация Невского района"}):
+    for labels in ({"д" * 65: "Администрация Невского района"}, {"department": "Ж" * 501},
+                   {"depart\x00ment": "Администрация Невского района"}):
         response = api.post(f"/v1/appeals/{appeal_id}/correction", headers=auth(api),
                             json={"labels": labels})
         assert response.status_code == 422, response.text
