@@ -88,7 +88,8 @@ class HumanLabelRow(Base):
     label: Mapped[str] = mapped_column(String(64))
     value: Mapped[str] = mapped_column(String(500))
     origin: Mapped[str] = mapped_column(String(16))  # source | correction
-    # Source labels count as training labels only when the source confirms them (a closed case).
+    # A source label counts as a people's label only once a person confirmed it (a correction
+    # with the same value, a confirmed audit item); migration 0003 unconfirmed older ones.
     confirmed: Mapped[bool] = mapped_column(Boolean, default=True)
     recorded_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
