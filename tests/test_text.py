@@ -18,7 +18,13 @@ from mcu_nlp.text.entities import (
     place_of,
 )
 from mcu_nlp.text.lemmas import lemma_of, lemmatize, lemmatize_many, tokenize
-from mcu_nlp.text.masking import PersonalDataFilter, mask_many, mask_personal_data
+from mcu_nlp.text.masking import (
+    PersonalDataFilter,
+    mask_many,
+    mask_personal_data,
+    mask_terms,
+    masked_words,
+)
 from mcu_nlp.text.normalize import (
     EMAIL_RE,
     PHONE_RE,
@@ -371,3 +377,19 @@ def test_masking_leaves_no_phone_or_email(text: str) -> None:
 )
 def test_apartment_and_id_numbers(text: str, masked: str) -> None:
     assert mask_personal_data(text, use_ner=False) == masked
+
+
+def test_explanation_terms_are_masked_like_the_text_they_quote():
+    text = ("Я Иванов Иван Петрович +7 921 123-45-67, ivanov@mail.ru, живу на улице Ленина, "
+            "кв. 12. Во дворе не вывозят мусор.")
+    masked = mask_personal_data(text)
+    words = masked_words(text, masked)
+    assert words["иванов"] == words["петрович"] == "[ФИО]"
+    assert words["921"] == "[ТЕЛЕФОН]" and words["ivanov"] == "[EMAIL]" and words["12"] == "[НОМЕР]"
+    assert "ленина" not in words and "мусор" not in words  # the place and the problem stay
+    assert mask_terms(["иван петрович", "ИВАНОВ", "ленина", "вывозят мусор", "921", "ivanov"],
+                      text, masked) == ["[ФИО]", "[ФИО]", "ленина", "вывозят мусор",
+                                        "[ТЕЛЕФОН]", "[EMAIL]"]
+    # Adjacent entities: each word takes the placeholder of its kind.
+    text = "Сергей Петров 89211234567 жалуется на шум"
+    assert mask_terms(["петров", "89211234567", "шум"], text) == ["[ФИО]", "[ТЕЛЕФОН]", "шум"]

@@ -7,7 +7,13 @@ when, through which endpoint) before the data is returned: a read that cannot be
 ``analyst`` reads a masked view (:func:`mask_view`): names, phones, e-mails, ID numbers and
 apartments masked in the text by :mod:`mcu_nlp.text.masking`, the applicant's address of a 59-ФЗ
 appeal replaced by ``[АДРЕС]``, the problem's address of other channels kept to its street and
-house (a public place), correction comments masked.
+house (a public place), correction comments (and a person's routing reason, which repeats the
+comment) masked, and every explanation word of the model's predictions that the text's masking
+replaced shown as its placeholder (:func:`mcu_nlp.text.masking.mask_terms`).
+
+Not audited: ``POST /v1/classify`` and the ``stored`` answer of ``POST /v1/appeals`` return the
+caller's own text (what it just sent), so they are no read of stored personal data; a
+``duplicate`` answer returns the stored appeal and is a read (audited for raw roles).
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from mcu_nlp.services.appeals import AppealView, get_appeal
 from mcu_nlp.services.audit import record_audit
 from mcu_nlp.services.queue import QueueItem, QueuePage, list_queue
 from mcu_nlp.storage import Store
-from mcu_nlp.text.masking import mask_many, mask_personal_data
+from mcu_nlp.text.masking import mask_many, mask_personal_data, mask_terms, masked_words
 
 __all__ = [
     "ADDRESS_MASK",
@@ -60,13 +66,35 @@ def mask_address(address: str | None, channel: str) -> str | None:
 
 def mask_view(view: AppealView) -> AppealView:
     """The analyst's view of an appeal: personal data masked (see the module doc)."""
+    text = mask_personal_data(view.text)
+    words = masked_words(view.text, text)
     return dataclasses.replace(
         view,
-        text=mask_personal_data(view.text),
+        text=text,
         address=mask_address(view.address, view.channel),
         urgency_reasons=_masked_reasons(view.urgency_reasons),
+        predictions=[_masked_prediction(p, view.text, words) for p in view.predictions],
+        decision=_masked_decision(view.decision),
         corrections=[{**c, "comment": mask_personal_data(c["comment"])} if c.get("comment")
                      else dict(c) for c in view.corrections])
+
+
+def _masked_prediction(prediction: dict[str, Any], text: str,
+                       words: dict[str, str]) -> dict[str, Any]:
+    # Explanation words are words of the text («иванов», «иванов иван»): a word the text's
+    # masking replaced becomes its placeholder.
+    explanation = [list(pair) for pair in prediction.get("explanation") or []]
+    masked = mask_terms([str(pair[0]) for pair in explanation], text, words=words)
+    return {**prediction,
+            "explanation": [[word, *pair[1:]] for word, pair in zip(masked, explanation,
+                                                                    strict=True)]}
+
+
+def _masked_decision(decision: dict[str, Any] | None) -> dict[str, Any] | None:
+    # A person's routing decision carries the correction's comment as its reason (free text).
+    if decision is None or not str(decision.get("decided_by") or "").startswith("human:"):
+        return decision
+    return {**decision, "reason": mask_personal_data(str(decision.get("reason") or ""))}
 
 
 def _masked_reasons(reasons: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from difflib import SequenceMatcher
 from functools import lru_cache
 
 from mcu_nlp.text.entities import Entity, extract_entities, extract_entities_many
@@ -35,6 +36,8 @@ __all__ = [
     "has_name_candidate",
     "mask_many",
     "mask_personal_data",
+    "mask_terms",
+    "masked_words",
 ]
 
 PHONE_MASK = "[ТЕЛЕФОН]"
@@ -198,6 +201,90 @@ def mask_many(texts: Iterable[str], *, use_ner: bool = True) -> list[str]:
         ):
             masked[text] = _mask_names(ruled, _person_spans(ruled, entities))
     return [masked[text] for text in texts]
+
+
+_PLACEHOLDERS = (NAME_MASK, PHONE_MASK, EMAIL_MASK, NUMBER_MASK)
+_TOKEN = re.compile("|".join(re.escape(p) for p in _PLACEHOLDERS) + r"|\w+")
+# Punctuation takes part in the alignment: it keeps neighbouring masked entities apart.
+_ALIGN_TOKEN = re.compile("|".join(re.escape(p) for p in _PLACEHOLDERS) + r"|\w+|[^\w\s]")
+_REPEATED_PLACEHOLDER = re.compile(
+    "(" + "|".join(re.escape(p) for p in _PLACEHOLDERS) + r")(?:\s*\1)+")
+
+
+_WORD_CHAR = re.compile(r"\w")
+
+
+def _word_key(word: str) -> str:
+    # Models see lower-cased text with ё as е (``classifiers.features.prepare_text``).
+    return word.casefold().replace("ё", "е")
+
+
+def _placeholder_for(word: str, placeholders: list[str]) -> str:
+    if len(set(placeholders)) == 1:
+        return placeholders[0]
+    preferred = (PHONE_MASK, NUMBER_MASK) if word.isdigit() else (NAME_MASK, EMAIL_MASK)
+    for placeholder in placeholders:
+        if placeholder in preferred:
+            return placeholder
+    if placeholders:
+        return placeholders[0]
+    return NUMBER_MASK if word.isdigit() else NAME_MASK
+
+
+def masked_words(text: str, masked: str) -> dict[str, str]:
+    """The words of ``text`` that masking replaced, each with the placeholder it became.
+
+    ``masked`` is ``text`` after :func:`mask_personal_data` (or :func:`mask_many`). The two are
+    aligned word by word; a word that was masked anywhere in the text counts as masked (also
+    where it stayed, say a surname that is also a street's name).
+
+    Args:
+        text: The original text.
+        masked: The same text with personal data masked.
+
+    Returns:
+        Lower-cased word (``ё`` as ``е``) → ``[ФИО]``, ``[ТЕЛЕФОН]``, ``[EMAIL]`` or ``[НОМЕР]``.
+    """
+    source = _ALIGN_TOKEN.findall(text)
+    target = _ALIGN_TOKEN.findall(masked)
+    matcher = SequenceMatcher(None, [_word_key(w) for w in source],
+                              [_word_key(w) for w in target], autojunk=False)
+    words: dict[str, str] = {}
+    for op, i1, i2, j1, j2 in matcher.get_opcodes():
+        if op in ("equal", "insert"):
+            continue
+        placeholders = [w for w in target[j1:j2] if w in _PLACEHOLDERS]
+        for word in source[i1:i2]:
+            if word not in _PLACEHOLDERS and _WORD_CHAR.match(word):
+                words.setdefault(_word_key(word), _placeholder_for(word, placeholders))
+    return words
+
+
+def mask_terms(terms: Iterable[str], text: str, masked: str | None = None, *,
+               words: Mapping[str, str] | None = None) -> list[str]:
+    """Mask words or n-grams quoted from ``text`` (a model's explanation) as the text is masked.
+
+    A word that masking replaced in ``text`` becomes its placeholder (repeats merge:
+    «иван петрович» → ``[ФИО]``); phones, e-mails and ID numbers are masked by the rules too.
+
+    Args:
+        terms: Words or phrases taken from ``text`` (any case).
+        text: The text they come from.
+        masked: ``text`` already masked (computed when not given).
+        words: :func:`masked_words` of ``text`` (computed when not given).
+
+    Returns:
+        The terms masked, in the same order.
+    """
+    if words is None:
+        words = masked_words(text, mask_personal_data(text) if masked is None else masked)
+
+    def replace(match: re.Match[str]) -> str:
+        word = match.group(0)
+        return word if word in _PLACEHOLDERS else words.get(_word_key(word), word)
+
+    return [_mask_by_rules(_REPEATED_PLACEHOLDER.sub(r"\1", _TOKEN.sub(replace, str(term))))
+            for term in terms]
 
 
 class PersonalDataFilter(logging.Filter):

@@ -5,6 +5,8 @@ On SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from conftest import auth
 
@@ -102,3 +104,55 @@ def test_a_raw_read_that_cannot_be_audited_returns_nothing(api, monkeypatch):
     monkeypatch.setattr(personal_data, "record_audit", broken)
     with pytest.raises(RuntimeError, match="audit store down"):
         api.get(f"/v1/appeals/{appeal_id}", headers=auth(api))
+
+
+SURNAME_TEXT = ("Пишет Анна Кузьмина, телефон +7 921 765-43-21. Во дворе не вывозят мусор, "
+                "контейнеры переполнены.")
+
+
+def explanation_words(body: dict) -> list[str]:
+    return [str(pair[0]) for p in body["predictions"] for pair in p["explanation"]]
+
+
+def test_explanation_words_are_masked_for_analysts(api):
+    """A surname the model quotes as an explanation word reaches analysts as its placeholder."""
+    body = {"source_id": "PD-X1", "channel": "portal", "created_at": "2021-03-01T10:00:00",
+            "text": SURNAME_TEXT, "territory": "Невский"}
+    stored = api.post("/v1/appeals", json=body, headers=auth(api))
+    assert stored.status_code == 201, stored.text
+    appeal_id = stored.json()["appeal"]["id"]
+    # The caller's own text comes back as sent, explanation included (no read, nothing audited).
+    assert "кузьмина" in explanation_words(stored.json()["appeal"])
+    assert reads(api, appeal_id) == []
+
+    raw = api.get(f"/v1/appeals/{appeal_id}", headers=auth(api)).json()
+    assert "кузьмина" in explanation_words(raw)  # the model does use the surname
+
+    masked = api.get(f"/v1/appeals/{appeal_id}", headers=auth(api, "analyst")).json()
+    words = explanation_words(masked)
+    assert len(words) == len(explanation_words(raw))  # weights kept, words masked in place
+    assert "кузьмина" not in " ".join(words) and "[ФИО]" in words
+    assert "Кузьмина" not in masked["text"] and "[ФИО]" in masked["text"]
+    # Every word an analyst reads in an explanation is a word of the masked text they read.
+    visible = {w.casefold().replace("ё", "е") for w in re.findall(r"\w+", masked["text"])}
+    for word in words:
+        for token in re.findall(r"\w+", word):
+            key = token.casefold().replace("ё", "е")
+            assert key.startswith("__d_") or key in visible, (token, words)
+
+
+def test_correction_comment_and_manual_routing_reason_are_masked_for_analysts(api):
+    appeal_id = post(api, "PD-C1")
+    department = sorted(api.services.registry.holder.current.bundle.classes("department"))[0]
+    comment = f"звонил {NAME}, {PHONE}, просил передать в другую службу"
+    fixed = api.post(f"/v1/appeals/{appeal_id}/correction", headers=auth(api),
+                     json={"labels": {"department": department}, "comment": comment})
+    assert fixed.status_code == 200, fixed.text
+    assert fixed.json()["routing"]["reason"] == comment  # the operator reads it raw
+    masked = api.get(f"/v1/appeals/{appeal_id}", headers=auth(api, "analyst")).json()
+    assert_masked(masked["corrections"][0]["comment"])
+    assert masked["routing"]["decided_by"].startswith("human:")
+    assert_masked(masked["routing"]["reason"])
+    assert "просил передать в другую службу" in masked["routing"]["reason"]
+    for word in explanation_words(masked):
+        assert_masked(word)
