@@ -27,6 +27,7 @@ _COMMAND_MODULES = (
     "mcu_nlp.cli.root_causes",
     "mcu_nlp.cli.serve",
     "mcu_nlp.cli.store",
+    "mcu_nlp.cli.taxonomy",
     "mcu_nlp.cli.models",  # after store: joins its ``models`` group
 )
 

@@ -54,7 +54,11 @@ def keys_create(
     if role not in {r.value for r in Role}:
         raise typer.BadParameter(f"unknown role {role!r}; use operator, analyst or admin",
                                  param_hint="--role")
-    key = create_key(_store(), role=role, name=name, actor="cli")
+    try:
+        key = create_key(_store(), role=role, name=name, actor="cli")
+    except ValueError as exc:  # a name too long for its column, or with control characters
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
     typer.echo(f"created a key with role {role}; keep it now, it cannot be shown again:")
     typer.echo(key)
 
