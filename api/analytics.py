@@ -17,6 +17,18 @@ corrections and predictions, cheap indexed queries — not dropped by every inse
 * otherwise the request gets ``202 Accepted`` with a job (``GET /v1/jobs/{id}``) and, once the
   job is done, the same request answers from the cache.
 
+A stale result is recomputed at most once per ``REFRESH_SECONDS``, so steady inserts (which
+change the version every time) do not keep the worker recomputing the same analysis; a request
+arriving while a job runs joins it whatever the version has become meanwhile.
+
+The appeals frame is kept with the version it was read at and brought up to date incrementally:
+appeals with ids above the frame's newest are read and appended, and the labels and predictions
+of older appeals that got new label, correction or prediction rows are re-read — a few indexed
+queries instead of reading every appeal. A count that does not add up (a deletion, a row
+committed out of id order) or a frame older than ``FULL_RELOAD_SECONDS`` reads everything again.
+Each result is stamped with the version of the frame it was computed from (``X-Data-Version``,
+the job's ``data_version``), not the store's version when it finished.
+
 A request waits up to ``INLINE_WAIT_SECONDS`` for its job on the event loop (no thread held), so
 quick analyses still answer 200 at once.
 """
@@ -51,6 +63,9 @@ MIN_APPEALS_TO_CLUSTER = 30
 CACHE_ENTRIES = 32  # results kept (a root-cause analysis holds its period's frame)
 STALE_SHARE = 0.05  # serve an older result while recomputing when < 5 % of appeals changed
 INLINE_WAIT_SECONDS = 0.5  # a request waits this long for its job before answering 202
+REFRESH_SECONDS = 10.0  # a stale result is recomputed at most this often
+FULL_RELOAD_SECONDS = 900.0  # the frame is read whole again at least this often
+_IN_CHUNK = 500  # ids per IN (...) query
 _POLL_SECONDS = 0.02
 # version tuple layout: (appeals n, max id, labels n, max id, corrections n, max id, preds n, max)
 _VERSION_TABLES = (AppealRow, HumanLabelRow, CorrectionRow, PredictionRow)
@@ -116,6 +131,19 @@ def _default_incidents(frame: pd.DataFrame, *, window_hours: float, min_similari
             "incidents": [incident.to_dict() for incident in incidents]}
 
 
+def _settle(frame: pd.DataFrame, columns: Any) -> None:
+    """Give grown or updated columns the dtypes a full read gives.
+
+    ``pred_*`` are object columns; the others are inferred, so a text column stays ``str`` after
+    rows without a value were appended.
+    """
+    for column in columns:
+        if str(column).startswith("pred_"):
+            frame[column] = frame[column].astype("object")
+        else:
+            frame[column] = frame[column].infer_objects()
+
+
 def version_text(version: tuple[int, ...]) -> str:
     """A data version as a short string (``X-Data-Version``, job status)."""
     return ".".join(str(v) for v in version)
@@ -139,6 +167,18 @@ class Cached:
     version: tuple[int, ...]
     result: Any = None
     error: BaseException | None = None
+    at: float = 0.0  # time.monotonic() when computed
+
+
+@dataclass(slots=True)
+class LoadedFrame:
+    """The appeals frame as read at ``version``, with each row's store id."""
+
+    version: tuple[int, ...]
+    frame: pd.DataFrame
+    ids: list[int]
+    position: dict[int, int]  # store id → row
+    full_at: float  # time.monotonic() of the last full read
 
 
 @dataclass(slots=True)
@@ -162,24 +202,29 @@ class AnalyticsData:
         runner: The job runner (default: one worker, ``api.jobs.MAX_QUEUED`` queued jobs).
         stale_share: Largest :func:`changed_share` at which an older result is still served.
         inline_wait: Seconds a request waits for its job before answering 202.
+        refresh_seconds: A stale result is recomputed once it is at least this old.
     """
 
     def __init__(self, store: Store, *, analyze: Callable[[pd.DataFrame], Any] | None = None,
                  incidents: Callable[..., dict[str, Any]] | None = None,
                  max_days: int = MAX_DAYS, runner: JobRunner | None = None,
                  stale_share: float = STALE_SHARE,
-                 inline_wait: float = INLINE_WAIT_SECONDS) -> None:
+                 inline_wait: float = INLINE_WAIT_SECONDS,
+                 refresh_seconds: float = REFRESH_SECONDS) -> None:
         self.store = store
         self.analyze = analyze or _default_analyze
         self.incidents = incidents or _default_incidents
         self.max_days = max_days
         self.runner = runner or JobRunner()
         self.stale_share, self.inline_wait = stale_share, inline_wait
-        self._frame: tuple[tuple[int, ...], pd.DataFrame] | None = None
+        self.refresh_seconds = refresh_seconds
+        self._loaded: LoadedFrame | None = None
         self._results: OrderedDict[Hashable, Cached] = OrderedDict()
         self._frame_lock = threading.Lock()
         self._cache_lock = threading.Lock()
+        self._used = threading.local()  # the frame version a job's thread last read
         self.runs = 0  # analyses actually computed (the cache's misses)
+        self.loads = {"full": 0, "incremental": 0}  # how the frame was brought up to date
 
     def data_version(self) -> tuple[int, ...]:
         """Count and newest id of appeals, human labels, corrections and predictions."""
@@ -210,20 +255,108 @@ class AnalyticsData:
     def frame(self) -> pd.DataFrame:
         """Every stored appeal as a frame (``label_*`` from people, ``pred_*`` from the model).
 
+        The kept frame brought up to the store's current version (incrementally when it can);
+        the version it holds is remembered for the calling thread (:meth:`used_version`).
+
         Raises:
             EmptyStore: No appeal stored.
         """
-        from mcu_nlp.services.reporting import frame_from_store
-
         with self._frame_lock:
-            mark = self.data_version()
-            if self._frame is None or self._frame[0] != mark:
-                frame = frame_from_store(store_url(self.store))
-                if frame is None:
-                    raise EmptyStore("the store holds no appeals; import some first "
-                                     "(POST /v1/appeals/import)")
-                self._frame = (mark, frame)
-            return self._frame[1]
+            version = self.data_version()
+            loaded = self._loaded
+            if loaded is None or loaded.version != version:
+                loaded = None
+                if (self._loaded is not None
+                        and time.monotonic() - self._loaded.full_at < FULL_RELOAD_SECONDS):
+                    loaded = self._grown(self._loaded, version)
+                if loaded is None:
+                    loaded = self._read_all(version)
+                self._loaded = loaded
+            self._used.version = loaded.version
+            return loaded.frame
+
+    def used_version(self) -> tuple[int, ...] | None:
+        """The version of the frame this thread last got from :meth:`frame` (None: none yet)."""
+        return getattr(self._used, "version", None)
+
+    def _read_all(self, version: tuple[int, ...]) -> LoadedFrame:
+        from mcu_nlp.services.reporting import appeals_frame_part
+
+        with self.store.engine.connect() as conn:
+            frame, ids = appeals_frame_part(conn, upto=version[1])
+        if not ids:
+            raise EmptyStore("the store holds no appeals; import some first "
+                             "(POST /v1/appeals/import)")
+        self.loads["full"] += 1
+        return LoadedFrame(version, frame, ids, {i: n for n, i in enumerate(ids)},
+                           time.monotonic())
+
+    def _grown(self, old: LoadedFrame, version: tuple[int, ...]) -> LoadedFrame | None:
+        """``old`` brought to ``version`` by reading only what changed; None when it cannot be.
+
+        New appeals (ids above the frame's newest) are appended; older appeals with new label,
+        correction or prediction rows get their labels and predictions read again. Every table's
+        count must grow by exactly the rows found above its old newest id — otherwise rows were
+        deleted or committed out of id order, and None asks for a full read.
+        """
+        from sqlalchemy import select
+
+        from mcu_nlp.services.reporting import appeals_frame_part, labels_and_predictions
+
+        if any(new < was for new, was in zip(version, old.version, strict=True)):
+            return None
+        with self.store.engine.connect() as conn:
+            touched: set[int] = set()
+            for n, table in enumerate(_VERSION_TABLES[1:], start=1):
+                column = table.appeal_id  # type: ignore[attr-defined]
+                found = conn.execute(select(column).where(
+                    table.id > old.version[2 * n + 1], table.id <= version[2 * n + 1])).scalars()
+                appeal_ids = list(found)
+                if old.version[2 * n] + len(appeal_ids) != version[2 * n]:
+                    return None
+                touched.update(appeal_ids)
+            part, ids = appeals_frame_part(conn, after=old.version[1], upto=version[1])
+            if len(old.ids) + len(ids) != version[0]:
+                return None
+            changed = sorted(i for i in touched if i in old.position)
+            labels: dict[int, dict[str, str]] = {}
+            predictions: dict[int, dict[str, str]] = {}
+            for start in range(0, len(changed), _IN_CHUNK):
+                chunk = changed[start:start + _IN_CHUNK]
+                got_labels, got_predictions = labels_and_predictions(
+                    conn, select(HumanLabelRow.appeal_id, HumanLabelRow.label,
+                                 HumanLabelRow.value, HumanLabelRow.origin)
+                    .where(HumanLabelRow.appeal_id.in_(chunk)),
+                    select(PredictionRow.appeal_id, PredictionRow.label, PredictionRow.value,
+                           PredictionRow.recorded_at).where(PredictionRow.appeal_id.in_(chunk)))
+                labels.update(got_labels)
+                predictions.update(got_predictions)
+        frame = old.frame
+        if labels or predictions:
+            frame = frame.copy()  # analyses may still hold the old frame: never change it
+            updates: dict[str, dict[int, str]] = {}
+            for prefix, found in (("label_", labels), ("pred_", predictions)):
+                for appeal_id, values in found.items():
+                    for name, value in values.items():
+                        updates.setdefault(prefix + name, {})[old.position[appeal_id]] = value
+            for column, values in updates.items():
+                if column not in frame:
+                    frame[column] = pd.Series(None, index=frame.index, dtype="object")
+                elif not pd.api.types.is_string_dtype(frame[column].dtype):
+                    frame[column] = frame[column].astype("object")
+                frame.loc[list(values), column] = list(values.values())
+            _settle(frame, updates)
+        if ids:
+            before = frame.dtypes
+            frame = pd.concat([frame, part], ignore_index=True)
+            _settle(frame, [c for c in frame.columns
+                            if c not in before.index or frame[c].dtype != before[c]])
+        all_ids = old.ids + ids
+        position = old.position
+        if ids:
+            position = {**old.position, **{i: len(old.ids) + n for n, i in enumerate(ids)}}
+        self.loads["incremental"] += 1
+        return LoadedFrame(version, frame, all_ids, position, old.full_at)
 
     def period(self, since: date | None, until: date | None,
                territory: str | None = None) -> Period:
@@ -305,24 +438,31 @@ class AnalyticsData:
         def work(job: Job) -> Any:
             at = self.data_version()
             job.data_version = version_text(at)
+            self._used.version = None
             self.runs += 1
             try:
                 result = compute()
             except (EmptyStore, NoAppeals, BadPeriod, HTTPException) as exc:
+                used = self.used_version() or at
+                job.data_version = version_text(used)
                 if cache:
-                    self._keep(key, Cached(at, error=exc))
+                    self._keep(key, Cached(used, error=exc, at=time.monotonic()))
                 raise
+            used = self.used_version() or at  # the version of the frame it was computed from
+            job.data_version = version_text(used)
             if cache:
-                self._keep(key, Cached(at, result=result))
+                self._keep(key, Cached(used, result=result, at=time.monotonic()))
             return result
 
         submit = dict(params=params, result_url=result_url)
         if (entry is not None and entry.error is None
                 and changed_share(entry.version, version) < self.stale_share):
-            try:
-                job = self.runner.submit(kind, key, work, **submit)
-            except QueueFull:  # the stale result still answers; a later request recomputes
-                job = None
+            job = self.runner.active(key)  # a recomputation already at work: join it
+            if job is None and time.monotonic() - entry.at >= self.refresh_seconds:
+                try:
+                    job = self.runner.submit(kind, key, work, **submit)
+                except QueueFull:  # the stale result still answers; a later request recomputes
+                    job = None
             return Answer(cached=entry, job=job, stale=True)
         return Answer(job=self.runner.submit(kind, key, work, **submit))
 
@@ -339,13 +479,13 @@ class AnalyticsData:
             raise NoAppeals(f"only {len(frame)} appeals between {period.since} and "
                             f"{period.until}; root causes need at least "
                             f"{MIN_APPEALS_TO_CLUSTER} — widen the period")
-        return self.analyze(frame)
+        return self.runner.cpu(self.analyze, frame)
 
     def compute_incidents(self, period: Period, *, window_hours: float, min_similarity: float,
                           limit: int) -> dict[str, Any]:
         """Incidents (merged near-duplicates) of a period, computed now."""
-        return self.incidents(self.appeals(period), window_hours=window_hours,
-                              min_similarity=min_similarity, limit=limit)
+        return self.runner.cpu(self.incidents, self.appeals(period), window_hours=window_hours,
+                               min_similarity=min_similarity, limit=limit)
 
     def root_causes(self, period: Period) -> Any:
         """The root-cause analysis of a period, waiting for its job (CLI, scripts, tests)."""

@@ -10,21 +10,30 @@ Workers are threads of their own :class:`~concurrent.futures.ThreadPoolExecutor`
 (``max_workers=1`` by default), never the request thread pool, and they run at the lowest OS
 scheduling priority (Linux ``setpriority`` on the thread), so request threads win the cores
 whenever both want one.
+
+A thread still takes Python's GIL from the request threads while it runs Python code, so the
+CPU-heavy part of a job (the clustering itself) can go to a process instead: with
+``worker="process"`` (``MCU_ANALYTICS_WORKER=process``), :meth:`JobRunner.cpu` runs it in a
+pool of ``max_workers`` spawned processes at the lowest priority; the job's thread only loads
+the data and waits. Benchmarked in ``bench/analytics_flood.py`` (figures in its docstring).
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import multiprocessing
 import os
+import pickle
 import secrets
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +41,18 @@ MAX_WORKERS = 1
 MAX_QUEUED = 8
 KEEP_SECONDS = 900.0
 KEEP_JOBS = 256
+DEFAULT_WORKER = "thread"  # set from bench/analytics_flood.py's figures
 WORKER_NICE = 19
+Worker = Literal["thread", "process"]
+WORKERS: tuple[Worker, ...] = ("thread", "process")
+
+
+def default_worker() -> Worker:
+    """Where heavy analyses run: ``MCU_ANALYTICS_WORKER`` (``thread`` or ``process``)."""
+    chosen = os.environ.get("MCU_ANALYTICS_WORKER", "").strip().lower() or DEFAULT_WORKER
+    if chosen not in WORKERS:
+        raise ValueError(f"MCU_ANALYTICS_WORKER={chosen!r}; use thread or process")
+    return chosen  # type: ignore[return-value]
 
 
 class QueueFull(RuntimeError):
@@ -76,6 +96,22 @@ def _lower_priority() -> None:
         pass
 
 
+def _lower_process_priority() -> None:
+    """Give an analytics worker process the lowest CPU priority (elsewhere than Unix a no-op)."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, 0, WORKER_NICE)
+    except (AttributeError, OSError):
+        pass
+
+
+def _picklable(fn: Callable[..., Any]) -> bool:
+    try:
+        pickle.dumps(fn)
+    except (pickle.PicklingError, TypeError, AttributeError):
+        return False
+    return True
+
+
 class JobRunner:
     """Runs jobs on a bounded worker pool, one per key at a time, with a bounded queue.
 
@@ -84,15 +120,23 @@ class JobRunner:
         max_queued: Distinct jobs allowed to wait for a worker.
         keep_seconds: How long a finished job stays visible.
         keep_jobs: How many finished jobs stay visible at most.
+        worker: ``thread``: :meth:`cpu` runs on the job's thread; ``process``: in a pool of
+            ``max_workers`` low-priority processes (started on first use). Default:
+            :func:`default_worker`.
     """
 
     def __init__(self, *, max_workers: int = MAX_WORKERS, max_queued: int = MAX_QUEUED,
-                 keep_seconds: float = KEEP_SECONDS, keep_jobs: int = KEEP_JOBS) -> None:
+                 keep_seconds: float = KEEP_SECONDS, keep_jobs: int = KEEP_JOBS,
+                 worker: Worker | None = None) -> None:
         self.max_workers, self.max_queued = max_workers, max_queued
         self.keep_seconds, self.keep_jobs = keep_seconds, keep_jobs
+        self.worker: Worker = worker or default_worker()
+        if self.worker not in WORKERS:
+            raise ValueError(f"worker={self.worker!r}; use thread or process")
         self._executor = ThreadPoolExecutor(max_workers=max_workers,
                                             thread_name_prefix="analytics-job",
                                             initializer=_lower_priority)
+        self._processes: ProcessPoolExecutor | None = None
         self._lock = threading.Lock()
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._active: dict[Hashable, Job] = {}  # key → queued or running job
@@ -168,6 +212,31 @@ class JobRunner:
                 self._mean_seconds = 0.7 * self._mean_seconds + 0.3 * took
         return job.result
 
+    def cpu(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        """``fn(*args, **kwargs)``, in a worker process when ``worker="process"``.
+
+        Called from a job's thread for its CPU-heavy part. ``fn`` must be a module-level
+        function (it is sent by reference); anything else, or the ``thread`` worker, runs it
+        here. A worker process that dies (out of memory) fails this job, and the next one gets a
+        fresh pool.
+        """
+        if self.worker != "process" or not _picklable(fn):
+            return fn(*args, **kwargs)
+        with self._lock:
+            if self._processes is None:
+                self._processes = ProcessPoolExecutor(
+                    max_workers=self.max_workers, initializer=_lower_process_priority,
+                    mp_context=multiprocessing.get_context("spawn"))
+            pool = self._processes
+        try:
+            return pool.submit(fn, *args, **kwargs).result()
+        except BrokenProcessPool:
+            with self._lock:
+                if self._processes is pool:
+                    self._processes = None
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+
     def _forget_old(self) -> None:
         now = time.time()
         finished = [j for j in self._jobs.values() if j.finished]
@@ -196,3 +265,7 @@ class JobRunner:
     def shutdown(self) -> None:
         """Stop taking jobs; queued ones are cancelled, the running one finishes."""
         self._executor.shutdown(wait=False, cancel_futures=True)
+        with self._lock:
+            pool, self._processes = self._processes, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)

@@ -53,11 +53,10 @@ def frame_from_store(url: str) -> pd.DataFrame | None:
 
     Returns None when the store does not exist or holds no appeals.
     """
-    from sqlalchemy import inspect, select
+    from sqlalchemy import inspect
 
-    from mcu_nlp.ingest import appeals_to_frame
     from mcu_nlp.storage.db import make_engine
-    from mcu_nlp.storage.models import AppealRow, HumanLabelRow, PredictionRow
+    from mcu_nlp.storage.models import AppealRow
 
     if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
         return None
@@ -66,30 +65,44 @@ def frame_from_store(url: str) -> pd.DataFrame | None:
         if not inspect(engine).has_table(AppealRow.__tablename__):
             return None
         with engine.connect() as conn:
-            rows = conn.execute(select(AppealRow.id, AppealRow.source, AppealRow.source_id,
-                                       AppealRow.channel, AppealRow.created_at, AppealRow.text,
-                                       AppealRow.territory, AppealRow.address,
-                                       AppealRow.extra)).all()
-            if not rows:
-                return None
-            labels: dict[int, dict[str, str]] = {}
-            corrected: set[tuple[int, str]] = set()
-            for lab in conn.execute(select(HumanLabelRow.appeal_id, HumanLabelRow.label,
-                                           HumanLabelRow.value, HumanLabelRow.origin)):
-                key = (lab.appeal_id, lab.label)
-                if key in corrected:
-                    continue  # a person's correction beats what the source said
-                labels.setdefault(lab.appeal_id, {})[lab.label] = lab.value
-                if lab.origin == "correction":
-                    corrected.add(key)
-            predictions: dict[tuple[int, str], tuple[Any, str]] = {}
-            for pred in conn.execute(select(PredictionRow.appeal_id, PredictionRow.label,
-                                            PredictionRow.value, PredictionRow.recorded_at)):
-                key = (pred.appeal_id, pred.label)
-                if key not in predictions or pred.recorded_at >= predictions[key][0]:
-                    predictions[key] = (pred.recorded_at, pred.value)
+            frame, _ = appeals_frame_part(conn)
     finally:
         engine.dispose()
+    return None if frame.empty else frame
+
+
+def appeals_frame_part(conn: Any, *, after: int = 0, upto: int | None = None
+                       ) -> tuple[pd.DataFrame, list[int]]:
+    """The stored appeals with ``after < id <= upto`` as a frame, and their store ids in row order.
+
+    The layout of :func:`frame_from_store` (which reads every appeal through it), rows ordered by
+    store id, so a cached frame grows by appending the part after its newest id.
+
+    Args:
+        conn: An open SQLAlchemy connection to the store.
+        after: Read appeals with a larger id only.
+        upto: Read appeals up to this id (None: all).
+    """
+    from sqlalchemy import select
+
+    from mcu_nlp.ingest import appeals_to_frame
+    from mcu_nlp.storage.models import AppealRow, HumanLabelRow, PredictionRow
+
+    def within(column: Any) -> list[Any]:
+        bounds = [column > after] if after else []
+        return bounds + ([column <= upto] if upto is not None else [])
+
+    rows = conn.execute(select(AppealRow.id, AppealRow.source, AppealRow.source_id,
+                               AppealRow.channel, AppealRow.created_at, AppealRow.text,
+                               AppealRow.territory, AppealRow.address, AppealRow.extra)
+                        .where(*within(AppealRow.id)).order_by(AppealRow.id)).all()
+    if not rows:
+        return appeals_to_frame([]), []
+    labels, predictions = labels_and_predictions(
+        conn, select(HumanLabelRow.appeal_id, HumanLabelRow.label, HumanLabelRow.value,
+                     HumanLabelRow.origin).where(*within(HumanLabelRow.appeal_id)),
+        select(PredictionRow.appeal_id, PredictionRow.label, PredictionRow.value,
+               PredictionRow.recorded_at).where(*within(PredictionRow.appeal_id)))
     appeals = []
     for r in rows:
         try:
@@ -101,14 +114,44 @@ def frame_from_store(url: str) -> pd.DataFrame | None:
                               address=r.address, labels=labels.get(r.id, {}),
                               metadata=dict(r.extra or {})))
     frame = appeals_to_frame(appeals)
-    by_label: dict[str, dict[int, str]] = {}
     position = {r.id: i for i, r in enumerate(rows)}
-    for (appeal_id, label), (_, value) in predictions.items():
+    by_label: dict[str, dict[int, str]] = {}
+    for appeal_id, values in predictions.items():
         if appeal_id in position:  # an appeal stored after its rows were read waits for next time
-            by_label.setdefault(label, {})[position[appeal_id]] = value
+            for label, value in values.items():
+                by_label.setdefault(label, {})[position[appeal_id]] = value
     for label, values in by_label.items():
         frame[f"pred_{label}"] = pd.Series(values, dtype="object").reindex(frame.index)
-    return frame
+    return frame, [r.id for r in rows]
+
+
+def labels_and_predictions(conn: Any, label_query: Any, prediction_query: Any
+                           ) -> tuple[dict[int, dict[str, str]], dict[int, dict[str, str]]]:
+    """Per appeal id: its human labels (a correction beats the source's) and latest predictions.
+
+    Args:
+        conn: An open SQLAlchemy connection to the store.
+        label_query: Selects ``appeal_id, label, value, origin`` of human labels.
+        prediction_query: Selects ``appeal_id, label, value, recorded_at`` of predictions.
+    """
+    labels: dict[int, dict[str, str]] = {}
+    corrected: set[tuple[int, str]] = set()
+    for lab in conn.execute(label_query):
+        key = (lab.appeal_id, lab.label)
+        if key in corrected:
+            continue  # a person's correction beats what the source said
+        labels.setdefault(lab.appeal_id, {})[lab.label] = lab.value
+        if lab.origin == "correction":
+            corrected.add(key)
+    latest: dict[tuple[int, str], tuple[Any, str]] = {}
+    for pred in conn.execute(prediction_query):
+        key = (pred.appeal_id, pred.label)
+        if key not in latest or pred.recorded_at >= latest[key][0]:
+            latest[key] = (pred.recorded_at, pred.value)
+    predictions: dict[int, dict[str, str]] = {}
+    for (appeal_id, label), (_, value) in latest.items():
+        predictions.setdefault(appeal_id, {})[label] = value
+    return labels, predictions
 
 
 def load_appeals_frame(source: str | Path | None = None) -> pd.DataFrame:

@@ -5,11 +5,14 @@ job on the analytics worker (a stand-in that takes a while, as clustering does),
 request thread: meanwhile ``/health`` and ``POST /v1/appeals`` keep answering quickly, the excess
 analytics get ``202`` (queued, joined) or ``429`` with ``Retry-After`` — never a 500 — and every
 accepted job completes. Also: identical requests join one job, a result stays served (marked
-stale) while a small change is recomputed, and job status is for analysts only.
+stale) while a small change is recomputed, a job finishes while appeals keep arriving (stamped
+with the version it used, joined rather than restarted), the frame kept up to date by reading
+only what changed equals a full read, and job status is for analysts only.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
@@ -19,7 +22,7 @@ import pytest
 from analytics_jobs import settled
 from conftest import auth
 
-from api.analytics import AnalyticsData
+from api.analytics import AnalyticsData, version_text
 from api.jobs import JobRunner
 
 ANALYSIS_SECONDS = 0.3  # what one stand-in "clustering" takes
@@ -131,6 +134,7 @@ def test_identical_requests_join_one_job_and_the_result_is_cached(flooded):
 def test_a_small_change_serves_the_stale_result_while_recomputing(flooded):
     client = flooded
     analyst = auth(client, "analyst")
+    client.app.state.analytics.refresh_seconds = 0  # recompute a stale result at once
     path = "/v1/root-causes?since=2021-02-01&until=2021-03-31"
     fresh = settled(client, "get", path, headers=analyst)
     assert fresh.status_code == 200
@@ -160,6 +164,103 @@ def test_a_large_change_is_not_served_stale(flooded):
                        headers=auth(client)).status_code == 201
     assert client.get(path, headers=analyst).status_code == 202
     assert analytics.runner.wait(timeout=60)
+
+
+RELEASE = threading.Event()
+STARTED = threading.Event()
+
+
+def held_analysis(frame: pd.DataFrame):
+    """Stand-in for clustering that waits until the test lets it finish."""
+    from test_api_analytics import grouped_by_fine_topic
+
+    STARTED.set()
+    assert RELEASE.wait(timeout=60)
+    return grouped_by_fine_topic(frame)
+
+
+def test_a_job_finishes_under_steady_inserts_with_the_version_it_used(flooded):
+    client = flooded
+    analyst = auth(client, "analyst")
+    analytics = AnalyticsData(client.services.store, analyze=held_analysis, inline_wait=0,
+                              runner=JobRunner(max_workers=1, worker="thread"))
+    client.app.state.analytics = analytics
+    STARTED.clear()
+    RELEASE.clear()
+    path = "/v1/root-causes?since=2021-01-15&until=2021-03-31"
+    try:
+        started = client.get(path, headers=analyst)
+        assert started.status_code == 202
+        job_id = started.json()["id"]
+        assert STARTED.wait(timeout=60)  # the frame is read, the "clustering" runs
+        used = analytics.used_version() or analytics._loaded.version
+        for n in range(5):  # appeals keep arriving while it runs: each changes the version
+            assert client.post("/v1/appeals", json=appeal_body(30_000 + n),
+                               headers=auth(client)).status_code == 201
+            joined = client.get(path, headers=analyst)
+            assert joined.status_code == 202 and joined.json()["id"] == job_id  # not restarted
+        now = analytics.data_version()
+        assert now != used
+    finally:
+        RELEASE.set()
+    assert analytics.runner.wait(timeout=60)
+    job = client.get(f"/v1/jobs/{job_id}", headers=analyst).json()
+    assert job["status"] == "done"
+    assert job["data_version"] == version_text(used)  # what it read, not the store's version now
+    assert analytics.runs == 1
+    answer = client.get(path, headers=analyst)  # 5 appeals in hundreds: served, marked stale
+    assert answer.status_code == 200 and answer.headers["x-analytics-stale"] == "true"
+    assert answer.headers["x-data-version"] == version_text(used)
+    assert "x-analytics-job" not in answer.headers  # just computed: no recomputation yet
+    assert analytics.runner.active(("root_causes", analytics.period(
+        pd.Timestamp("2021-01-15").date(), pd.Timestamp("2021-03-31").date()))) is None
+    analytics.refresh_seconds = 0  # old enough now: the next request recomputes, incrementally
+    refreshing = client.get(path, headers=analyst)
+    assert refreshing.status_code == 200 and "x-analytics-job" in refreshing.headers
+    assert analytics.runner.wait(timeout=60)
+    newer = client.get(path, headers=analyst)
+    assert newer.status_code == 200 and newer.headers["x-analytics-stale"] == "false"
+    assert newer.headers["x-data-version"] == version_text(now)
+    assert analytics.loads == {"full": 1, "incremental": 1}
+    analytics.runner.shutdown()
+
+
+def test_the_frame_kept_up_to_date_equals_a_full_read(flooded):
+    from mcu_nlp.services.appeals import correct_appeal
+    from mcu_nlp.services.reporting import frame_from_store
+    from mcu_nlp.storage.models import AppealRow, PredictionRow
+
+    client = flooded
+    analytics = client.app.state.analytics
+    store = client.services.store
+    analytics.frame()
+    assert analytics.loads == {"full": 1, "incremental": 0}
+    for n in range(3):
+        assert client.post("/v1/appeals", json=appeal_body(40_000 + n),
+                           headers=auth(client)).status_code == 201
+    with store.session() as session:
+        first, second = session.scalars(select_ids(AppealRow)).all()[:2]
+    correct_appeal(store, first, {"category": "Благоустройство"}, author="test",
+                   allowed_labels=["category"])
+    with store.session() as session:  # a new model's prediction of a new label for an old appeal
+        session.add(PredictionRow(appeal_id=second, model_version="test", label="novel",
+                                  value="да", confidence=0.9))
+        session.commit()
+    kept = analytics.frame()
+    assert analytics.loads == {"full": 1, "incremental": 1}
+    full = frame_from_store(analytics.store.engine.url.render_as_string(hide_password=False))
+    assert sorted(kept.columns) == sorted(full.columns)
+    assert len(kept) == len(full) == analytics.data_version()[0]
+    pd.testing.assert_frame_equal(kept[sorted(full.columns)], full[sorted(full.columns)],
+                                  check_dtype=False)
+    assert kept["label_category"].iloc[0] == "Благоустройство"
+    assert kept["pred_novel"].iloc[1] == "да"
+
+
+def select_ids(table):
+    from sqlalchemy import select
+
+    return select(table.id).order_by(table.id)
 
 
 def test_job_status_is_for_analysts(flooded):
