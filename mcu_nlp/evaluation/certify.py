@@ -188,7 +188,7 @@ def certify_global(
         bound = precision_lower_bound(k, int(n), level)
         if bound < target:
             stop = (f"at threshold {threshold:.4f} ({n} rows, {k} correct) the lower bound "
-                    f"{bound:.3f} is below {target:.2f}")
+                    f"{bound:.4f} is below {target:.2f}")
             break
         best = (float(threshold), int(n), k, bound)
     if best is None:
