@@ -393,3 +393,16 @@ def test_explanation_terms_are_masked_like_the_text_they_quote():
     # Adjacent entities: each word takes the placeholder of its kind.
     text = "Сергей Петров 89211234567 жалуется на шум"
     assert mask_terms(["петров", "89211234567", "шум"], text) == ["[ФИО]", "[ТЕЛЕФОН]", "шум"]
+
+
+def test_names_the_tagger_misses_and_names_beside_a_phone_are_masked_cleanly():
+    from mcu_nlp.text.masking import mask_personal_data
+
+    # The tagger took «Петров Сергей [ТЕЛЕФОН» for one name and left «[ФИО]]».
+    assert mask_personal_data("Петров Сергей +7 921 123-45-67 жалуется на яму") == (
+        "[ФИО] [ТЕЛЕФОН] жалуется на яму")
+    # Mid-sentence the tagger misses the name; the first name + surname rule catches it.
+    masked = mask_personal_data("Жалуется Петров Сергей 8 921 123 45 67, во дворе яма")
+    assert masked == "Жалуется [ФИО] [ТЕЛЕФОН], во дворе яма"
+    # A street named after a person stays: it is the place of the problem.
+    assert mask_personal_data("На ул. Марата Казея 5 яма") == "На ул. Марата Казея 5 яма"

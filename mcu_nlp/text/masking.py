@@ -155,8 +155,64 @@ def _is_person(text: str, entity: Entity) -> bool:
     return any(_could_be_name(word) for word in _CAPITALISED_WORD.findall(entity.text))
 
 
+def _is_street_context(text: str, start: int, stop: int) -> bool:
+    line_start = text.rfind("\n", 0, start) + 1
+    return bool(_BEFORE_STREET_NAME.search(text, line_start, start)
+                or _AFTER_STREET_NAME.match(text[stop : stop + 20]))
+
+
+@lru_cache(maxsize=1 << 16)
+def _name_parts(word: str) -> frozenset[str]:
+    """Which of first name, surname, patronymic a capitalised word can be (pymorphy tags)."""
+    return frozenset().union(*(parse.tag.grammemes & _NAME_GRAMMEMES
+                               for parse in morph_analyzer().parse(word.lower())))
+
+
+def _rule_name_spans(text: str) -> list[tuple[int, int]]:
+    """Runs of 2–3 capitalised words, one a first name and another a surname or patronymic.
+
+    The tagger misses names in some positions («Жалуется Петров Сергей …»); this rule catches
+    the usual «Фамилия Имя (Отчество)» and «Имя Отчество» forms. Streets named after people
+    stay unmasked, as for the tagger.
+    """
+    spans: list[tuple[int, int]] = []
+    words = list(_CAPITALISED_WORD.finditer(text))
+    i = 0
+    while i < len(words):
+        run = [words[i]]
+        while (i + len(run) < len(words) and len(run) < 3
+               and text[run[-1].end() : words[i + len(run)].start()] == " "):
+            run.append(words[i + len(run)])
+        parts = [_name_parts(match.group(0)) for match in run]
+        first = {k for k, part in enumerate(parts) if "Name" in part}
+        other = {k for k, part in enumerate(parts) if part & {"Surn", "Patr"}}
+        if any(a != b for a in first for b in other):
+            named = sorted(first | other)  # only the name words, not «Жалуется»
+            start, stop = run[named[0]].start(), run[named[-1]].end()
+            if not _is_street_context(text, start, stop):
+                spans.append((start, stop))
+            i += len(run)
+        else:
+            i += 1
+    return spans
+
+
 def _person_spans(text: str, entities: Iterable[Entity]) -> list[tuple[int, int]]:
-    return [(entity.start, entity.stop) for entity in entities if _is_person(text, entity)]
+    """Name spans from the tagger and the rule, merged, never reaching into a placeholder."""
+    spans = [(entity.start, entity.stop) for entity in entities if _is_person(text, entity)]
+    spans += _rule_name_spans(text)
+    clipped: list[tuple[int, int]] = []
+    for start, stop in sorted(spans):
+        bracket = text.find("[", start, stop)  # «Петров Сергей [ТЕЛЕФОН]» tagged as one name
+        if bracket >= 0:
+            stop = start + len(text[start:bracket].rstrip())
+        if stop <= start:
+            continue
+        if clipped and start <= clipped[-1][1]:
+            clipped[-1] = (clipped[-1][0], max(stop, clipped[-1][1]))
+        else:
+            clipped.append((start, stop))
+    return clipped
 
 
 def mask_personal_data(text: str, *, use_ner: bool = True) -> str:
