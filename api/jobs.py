@@ -20,12 +20,15 @@ the data and waits. Benchmarked in ``bench/analytics_flood.py`` (figures in its 
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import math
 import multiprocessing
 import os
 import pickle
 import secrets
+import signal
+import sys
 import threading
 import time
 from collections import OrderedDict
@@ -97,11 +100,16 @@ def _lower_priority() -> None:
 
 
 def _lower_process_priority() -> None:
-    """Give an analytics worker process the lowest CPU priority (elsewhere than Unix a no-op)."""
+    """Lowest CPU priority for an analytics worker process, which ends with its server (Linux)."""
     try:
         os.setpriority(os.PRIO_PROCESS, 0, WORKER_NICE)
     except (AttributeError, OSError):
         pass
+    if sys.platform.startswith("linux"):  # PR_SET_PDEATHSIG: never outlive a killed server
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
+        except (AttributeError, OSError):
+            pass
 
 
 def _picklable(fn: Callable[..., Any]) -> bool:

@@ -8,7 +8,26 @@ Root-cause clustering is replaced by a CPU-bound stand-in of the same shape (TF-
 period's texts + k-means, pure numpy/scikit-learn: it holds the GIL for part of its time, as
 BERTopic does), so the run takes a minute instead of UMAP's compilation::
 
-    .venv/bin/python bench/analytics_flood.py --appeals 6000 --seconds 20
+    .venv/bin/python bench/analytics_flood.py --appeals 6000 --seconds 20 --worker process
+
+Figures (6,000 appeals, 4 clients, ``--seconds 40``, 2 cores shared with another full pytest
+run — load average 4, so they are noisy; p50/p99 in ms, classify | POST /v1/appeals)::
+
+    run                  baseline               20 analysts             analytics answers
+    before jobs (dacd2ad) 44/210 | 77/277       76/401 | 131/564        3x200, 8x500, 21 timeouts
+    jobs, thread worker  83/503 | 134/543      52/333 | 90/386         9x202, 88x429, 0 done
+    jobs, process worker 46/211 | 79/264       51/273 | 86/356         9x202, 88x429, 0 done
+
+Before jobs the analyses ran inline at normal priority (the flood doubled the p99; 8 answered
+500: frame_from_store's KeyError on an appeal stored between its reads). With jobs the flood
+costs the requests little, but with both cores busy the nice-19 worker got almost no CPU: no
+job finished in 40 s in either mode (the k-means stand-in alone takes 7 s on an idle core for a
+month's 1,900 appeals; the frame is no longer re-read, see ``api/analytics.py``). Thread and
+process did not differ beyond the noise, so ``thread`` stays the default.
+
+``--worker`` picks where the clustering runs (``MCU_ANALYTICS_WORKER``: the job's thread, or a
+low-priority process). ``--app-root`` serves another checkout's ``api``/``mcu_nlp`` (e.g. a
+``git worktree`` of the code before background jobs) with the same store, bundle and client.
 
 Phases, each ``--seconds`` long, with ``--clients`` concurrent clients alternating classify and
 stored appeals: ``baseline`` (no analytics), then ``flood`` (the same traffic while 20 analysts
@@ -23,6 +42,7 @@ import asyncio
 import json
 import os
 import random
+import subprocess
 import sys
 import tempfile
 import time
@@ -32,7 +52,8 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "api"), str(ROOT / "bench")]
+APP_ROOT = Path(os.environ.get("MCU_BENCH_APP_ROOT", ROOT))  # whose api/ and mcu_nlp/ serve
+sys.path[:0] = [str(APP_ROOT), str(APP_ROOT / "tests" / "api"), str(ROOT / "bench")]
 
 from api_load import DISTRICTS, TEXTS, spawn  # noqa: E402
 
@@ -80,6 +101,9 @@ def create_bench_app():  # noqa: ANN201 - uvicorn factory
     services = build_services(settings, store=store, loader=FakeBundle.load)
     app = create_app(settings, services=services, model_sync_seconds=None)
     app.state.analytics = AnalyticsData(store, analyze=kmeans_analysis)
+    import api
+
+    print(f"bench app: {Path(api.__file__).parent}", flush=True)
     return app
 
 
@@ -154,8 +178,8 @@ async def traffic(url: str, key: str, clients: int, seconds: float, tag: str) ->
 
 async def analysts(url: str, key: str, seconds: float, first: date, last: date) -> dict:
     """20 analysts, each asking root causes of a new period, polling its job to the end."""
-    statuses: dict[int, int] = {}
-    finished = {"done": 0, "failed": 0}
+    statuses: dict[int | str, int] = {}
+    finished = {"done": 0, "failed": 0}  # jobs polled to their end, and inline 200 answers
     async with httpx.AsyncClient(base_url=url, headers={"X-API-Key": key}, timeout=60) as client:
         async def analyst(index: int) -> None:
             deadline = time.monotonic() + seconds
@@ -164,14 +188,24 @@ async def analysts(url: str, key: str, seconds: float, first: date, last: date) 
                 since = first + timedelta(days=(index * 3 + round_ * 61) % 60)
                 until = min(last, since + timedelta(days=30 + index))
                 path = f"/v1/root-causes?since={since}&until={until}"
-                response = await client.get(path)
+                try:
+                    response = await client.get(path)
+                except httpx.TransportError:  # before jobs: answers when done (or times out)
+                    statuses["timeout"] = statuses.get("timeout", 0) + 1
+                    round_ += 1
+                    continue
                 statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+                if response.status_code == 200:
+                    finished["done"] += 1
                 if response.status_code == 202:
                     job = response.json()
                     while job["status"] in ("queued", "running") \
                             and time.monotonic() < deadline:
                         await asyncio.sleep(1.0)
-                        job = (await client.get(job["status_url"])).json()
+                        try:
+                            job = (await client.get(job["status_url"])).json()
+                        except httpx.TransportError:
+                            continue
                     if job["status"] in finished:
                         finished[job["status"]] += 1
                 elif response.status_code == 429:
@@ -198,11 +232,32 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--out", type=Path, help="Write the figures as JSON here.")
+    parser.add_argument("--worker", choices=("thread", "process"),
+                        help="Where the clustering runs (default: MCU_ANALYTICS_WORKER or "
+                             "api.jobs.DEFAULT_WORKER).")
+    parser.add_argument("--app-root", type=Path,
+                        help="Serve this checkout's api/ and mcu_nlp/ (default: this one); its "
+                             "own code prepares the store (schemas and migrations differ).")
+    parser.add_argument("--prepare-only", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.prepare_only:  # run by main() under MCU_BENCH_APP_ROOT: that checkout's store
+        keys = prepare(args.prepare_only, args.appeals)
+        (args.prepare_only / "keys.json").write_text(json.dumps(keys))
+        return
+    if args.worker:
+        os.environ["MCU_ANALYTICS_WORKER"] = args.worker
+    if args.app_root:
+        os.environ["MCU_BENCH_APP_ROOT"] = str(args.app_root.resolve())
     with tempfile.TemporaryDirectory(prefix="mcu-flood-") as folder:
         root = Path(folder)
-        keys = prepare(root, args.appeals)
+        if args.app_root:
+            subprocess.run([sys.executable, __file__, "--prepare-only", str(root), "--appeals",
+                            str(args.appeals)], check=True, cwd=ROOT)
+            keys = json.loads((root / "keys.json").read_text())
+        else:
+            keys = prepare(root, args.appeals)
         os.environ["MCU_BENCH_DIR"] = str(root)
+        # the server imports this module first: its sys.path puts MCU_BENCH_APP_ROOT ahead
         process, url = spawn("analytics_flood:create_bench_app", 1,
                              [str(ROOT / "bench"), str(ROOT / "tests" / "api")])
         try:
@@ -212,10 +267,16 @@ def main() -> None:
                        "flood": asyncio.run(flood(url, keys, args.clients, args.seconds,
                                                   date(2021, 1, 1), date(2021, 4, 30))),
                        "clients": args.clients, "seconds": args.seconds,
-                       "cores": os.cpu_count()}
+                       "cores": os.cpu_count(), "appeals": args.appeals,
+                       "worker": os.environ.get("MCU_ANALYTICS_WORKER", "default"),
+                       "app_root": str(args.app_root or ROOT)}
         finally:
             process.terminate()
-            process.wait(timeout=30)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:  # requests still computing inline (before jobs)
+                process.kill()
+                process.wait(timeout=15)
     print(json.dumps(figures, indent=1, ensure_ascii=False))
     if args.out:
         args.out.write_text(json.dumps(figures, indent=1, ensure_ascii=False))
