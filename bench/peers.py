@@ -18,7 +18,7 @@ closed reports for ``department``): macro-F1, weighted F1, accuracy, top-3, cove
 certified threshold (``cov``) with the realized precision (``prec``) and its 95 % interval;
 ``yard_cov``/``yard_prec`` are the EVAL.md yardstick (validation threshold without a bound).
 ``test_cov95_ranked_ON_TEST`` is a diagnostic chosen on test, not a coverage anyone can promise
-(see ``ranked_coverage``).
+(see :func:`mcu_nlp.evaluation.metrics.ranked_coverage`).
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -39,11 +38,9 @@ from sklearn.preprocessing import OneHotEncoder
 from sklearn.svm import LinearSVC
 
 from mcu_nlp.classifiers.factory import DEFAULT_MODEL, make_classifier
-from mcu_nlp.evaluation.certify import certify_model, rare_classes
 from mcu_nlp.evaluation.datasets import load_spb
-from mcu_nlp.evaluation.metrics import choose_threshold, quality_report, ranked_coverage
 from mcu_nlp.evaluation.protocol import split_by_time
-from mcu_nlp.evaluation.runner import labelled
+from mcu_nlp.evaluation.runner import evaluate_model, labelled
 from mcu_nlp.services.training import DEFAULT_ROUTING_TOPICS, recipe_for
 
 CONTEXT_LABELS = {"department": ("district",)}
@@ -157,50 +154,34 @@ class Usem3Peer:
 
 
 def run_peer(name, model, split, label, single=200):
-    started = time.perf_counter()
-    model.fit(split.fit, split.fit[label].to_numpy())
-    train_seconds = time.perf_counter() - started
-    validation_truth = split.validation[label].to_numpy()
-    validation_proba = model.predict_proba(split.validation)
-    certificate = certify_model(validation_truth, validation_proba, model.classes_,
-                                never_route=rare_classes(split.fit[label]))
-    yardstick = choose_threshold(validation_truth, validation_proba, model.classes_)
-    started = time.perf_counter()
-    proba = model.predict_proba(split.test)
-    batch = len(split.test) / (time.perf_counter() - started)
-    started = time.perf_counter()
-    for row in range(single):
-        model.predict_proba(split.test.iloc[row : row + 1])
-    one = single / (time.perf_counter() - started)
-    truth = split.test[label].to_numpy()
-    routed = certificate.routed_mask(proba, model.classes_)
+    """The protocol run of ``mcu-nlp evaluate`` (:func:`evaluate_model`), as one table row."""
+    extra = {}
+    if label == "department" and "executor_org" in split.test.columns:
+        extra["closed"] = lambda test: test["executor_org"].notna().to_numpy()
+    result, _ = evaluate_model(lambda: model, split, label, model_name=name, extra_parts=extra,
+                               single_sample=single)
     row = {
         "label": label,
         "model": name,
-        "certificate": certificate.method,
-        "train_s": round(train_seconds, 1),
-        "batch_tps": round(batch),
-        "single_tps": round(one),
+        "certificate": result.certificate["method"],
+        "train_s": round(result.train_seconds, 1),
+        "batch_tps": round(result.texts_per_second),
+        "single_tps": round(result.single_texts_per_second),
     }
-    parts = [("test", np.ones(len(truth), bool)), ("unseen", split.unseen)]
-    if label == "department" and "executor_org" in split.test.columns:
-        parts.append(("closed", split.test["executor_org"].notna().to_numpy()))
-    for part, mask in parts:
-        report = quality_report(truth[mask], proba[mask], model.classes_,
-                                threshold=certificate.threshold, routed=routed[mask])
-        plain = quality_report(truth[mask], proba[mask], model.classes_, threshold=yardstick)
+    for part, report in result.parts.items():
         row[f"{part}_macro_f1"] = round(report.macro_f1, 3)
         row[f"{part}_cov"] = round(report.coverage_at_95, 3)
         row[f"{part}_prec"] = round(report.precision_at_threshold, 3)
         row[f"{part}_prec_ci95"] = "–".join(f"{v:.3f}" for v in report.precision_ci95)
         if part == "test":
+            yardstick = result.yardstick["test"]
             row["test_weighted_f1"] = round(report.weighted_f1, 3)
             row["test_acc"] = round(report.accuracy, 3)
             row["test_top3"] = round(report.top3, 3)
-            row["yard_cov"] = round(plain.coverage_at_95, 3)
-            row["yard_prec"] = round(plain.precision_at_threshold, 3)
+            row["yard_cov"] = round(yardstick["coverage"], 3)
+            row["yard_prec"] = round(yardstick["precision"] or float("nan"), 3)
             row["test_cov95_ranked_ON_TEST"] = round(
-                ranked_coverage(truth, proba, model.classes_), 3)
+                yardstick["ranked_coverage_chosen_on_test"], 3)
     print(json.dumps(row, ensure_ascii=False), flush=True)
     return row
 

@@ -17,6 +17,7 @@ import pandas as pd
 from mcu_nlp.artifacts import Artifact, load_artifact, save_artifact
 from mcu_nlp.classifiers.base import AppealClassifier, as_frame
 from mcu_nlp.classifiers.registry import load_classifier
+from mcu_nlp.evaluation.certify import OTHER_GROUP
 
 KIND = "bundle"
 
@@ -59,7 +60,7 @@ class ModelBundle:
         self.models = dict(models)
         self.version = version
         self.thresholds = {label: float(value) for label, value in (thresholds or {}).items()}
-        # Per predicted class: Mondrian certificates ("__other__" for the pooled classes), and
+        # Per predicted class: Mondrian certificates (OTHER_GROUP for the pooled classes), and
         # ``inf`` for classes too rare to route; other classes use ``thresholds``.
         self.class_thresholds = {
             label: {str(k): float(v) for k, v in values.items()}
@@ -70,7 +71,7 @@ class ModelBundle:
     def threshold_for(self, label: str, value: str) -> float | None:
         """The auto-route threshold that applies when ``label`` is predicted as ``value``."""
         by_class = self.class_thresholds.get(label) or {}
-        threshold = by_class.get(value, by_class.get("__other__", self.thresholds.get(label)))
+        threshold = by_class.get(value, by_class.get(OTHER_GROUP, self.thresholds.get(label)))
         return None if threshold is None or not np.isfinite(threshold) else float(threshold)
 
     @property

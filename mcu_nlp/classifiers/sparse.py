@@ -124,7 +124,6 @@ class SparseTextClassifier(ClassifierMixin, BaseEstimator):
         self.evidence_ = None
         calibration_features = self.featurizer_.transform(texts_of(calibration))
         parts = self._parts(calibration, calibration_features)
-        alpha: float | None = None
         if self.naive_bayes_alphas and len(calibration) >= MIN_ROWS_TO_CHOOSE_EVIDENCE:
             candidates = {
                 float(a): NaiveBayesEvidence(float(a)).fit(
@@ -140,10 +139,11 @@ class SparseTextClassifier(ClassifierMixin, BaseEstimator):
                                                          evidence_weight=weight)
         if self.evidence_ is None:
             self.calibration_ = StackCalibration.fit(calibration_index, *parts[:3])
-        self.training_data_hash_ = data_hash(texts_of(frame), labels)
-        if self.refit:
+        if self.refit:  # refit_on records the hash of everything it learned from
             self.refit_on(pd.concat([frame, calibration], ignore_index=True),
                           np.concatenate([labels, calibration_labels]))
+        else:
+            self.training_data_hash_ = data_hash(texts_of(frame), labels)
         return self
 
     def refit_on(self, X: Any, y: Sequence[Any]) -> Self:

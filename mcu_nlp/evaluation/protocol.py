@@ -50,6 +50,14 @@ class ProtocolSplit:
         }
 
 
+def labelled_rows(frame: pd.DataFrame, label: str) -> pd.Series:
+    """Rows that carry ``label`` and a text (an export's empty rows are skipped, not an error)."""
+    keep = frame[label].notna() & (frame[label].astype(str).str.strip() != "")
+    if "text" in frame.columns:
+        keep &= frame["text"].notna() & (frame["text"].astype(str).str.strip() != "")
+    return keep
+
+
 def _unseen_mask(train: pd.DataFrame, test: pd.DataFrame, text_col: str) -> np.ndarray:
     # Empty cells of an export stay NaN through astype(str) with pandas' string dtype.
     seen = set(train[text_col].fillna("").astype(str).map(key_text))

@@ -36,7 +36,7 @@ from mcu_nlp.evaluation.metrics import (
     quality_report,
     ranked_coverage,
 )
-from mcu_nlp.evaluation.protocol import ProtocolSplit
+from mcu_nlp.evaluation.protocol import ProtocolSplit, labelled_rows
 
 
 @dataclass(slots=True)
@@ -60,13 +60,13 @@ class EvaluationResult:
         out: dict[str, Any] = {
             "label": self.label,
             "model": self.model,
-            "threshold": _finite(self.threshold),
+            "threshold": json_ready(self.threshold),
             "split": self.split,
             "skipped_rows": self.skipped,
-            "certificate": {k: _finite(v) for k, v in self.certificate.items()},
+            "certificate": {k: json_ready(v) for k, v in self.certificate.items()},
         }
         for name, report in self.parts.items():
-            out[name] = {k: _finite(v) for k, v in report.as_dict().items()}
+            out[name] = {k: json_ready(v) for k, v in report.as_dict().items()}
             if name in self.yardstick:
                 out[name]["yardstick"] = self.yardstick[name]
         out.update(
@@ -77,16 +77,13 @@ class EvaluationResult:
         return out
 
 
-_finite = json_ready
 
 
 def labelled(split: ProtocolSplit, label: str) -> ProtocolSplit:
     """The split without rows whose label or text is missing (empty rows of an export)."""
 
     def keep(frame: pd.DataFrame) -> pd.Series:
-        text = frame["text"] if "text" in frame.columns else pd.Series("x", index=frame.index)
-        return (frame[label].notna() & (frame[label].astype(str).str.strip() != "")
-                & text.notna() & (text.astype(str).str.strip() != ""))
+        return labelled_rows(frame, label)
 
     test_keep = keep(split.test).to_numpy()
     return ProtocolSplit(
@@ -162,9 +159,9 @@ def evaluate_model(
         if mask.any():
             plain = quality_report(truth[mask], proba[mask], model.classes_,
                                    threshold=yardstick_threshold)
-            yardstick[name] = {"threshold": _finite(yardstick_threshold),
+            yardstick[name] = {"threshold": json_ready(yardstick_threshold),
                                "coverage": plain.coverage_at_95,
-                               "precision": _finite(plain.precision_at_threshold),
+                               "precision": json_ready(plain.precision_at_threshold),
                                "ranked_coverage_chosen_on_test": ranked_coverage(
                                    truth[mask], proba[mask], model.classes_, target)}
     result = EvaluationResult(

@@ -336,18 +336,31 @@ def acknowledge_alert(store: Store, alert_id: int, *, actor: str, comment: str =
         AlertTransitionError: The alert is already resolved.
     """
     with store.session() as session:
-        row = session.get(AlertRow, alert_id, with_for_update=True)
-        if row is None or not row.kind.startswith(KIND_PREFIX):
-            raise AlertNotFound(f"no alert with id {alert_id}")
-        if row.status == AlertStatus.RESOLVED:
-            raise AlertTransitionError(f"alert {alert_id} is resolved; only a new alert can be "
-                                       "acknowledged")
-        if row.status == AlertStatus.NEW:
-            row.status, row.status_changed_by = str(AlertStatus.ACKNOWLEDGED), actor
-            record_audit(session, actor=actor, action="alert.ack", entity="alert",
-                         entity_id=row.id, details={"from": "new", "to": "acknowledged",
-                                                    "title": row.title, "comment": comment})
-        return _stored(row)
+        return _stored(acknowledge_row(session, alert_id, kind_prefix=KIND_PREFIX, actor=actor,
+                                       comment=comment))
+
+
+def acknowledge_row(session: Any, alert_id: int, *, kind_prefix: str, actor: str,
+                    comment: str = "", name: str = "alert") -> AlertRow:
+    """The acknowledge transition of any alert kind (growth, quality): locked, audited.
+
+    Raises:
+        AlertNotFound: No alert of ``kind_prefix`` has that id.
+        AlertTransitionError: The alert is already resolved.
+    """
+    row = session.get(AlertRow, alert_id, with_for_update=True)
+    if row is None or not row.kind.startswith(kind_prefix):
+        raise AlertNotFound(f"no {name} with id {alert_id}")
+    if row.status == AlertStatus.RESOLVED:
+        raise AlertTransitionError(f"alert {alert_id} is resolved; only a new alert can be "
+                                   "acknowledged")
+    if row.status == AlertStatus.NEW:
+        row.status, row.status_changed_by = str(AlertStatus.ACKNOWLEDGED), actor
+        record_audit(session, actor=actor, action="alert.ack", entity="alert",
+                     entity_id=row.id, details={"from": "new", "to": "acknowledged",
+                                                "kind": row.kind, "title": row.title,
+                                                "comment": comment})
+    return row
 
 
 def alerts_for_note(store: Store, start: date, end: date) -> list[dict[str, Any]]:

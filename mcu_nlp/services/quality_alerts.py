@@ -16,8 +16,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from mcu_nlp.services.alerts import AlertNotFound, AlertTransitionError
-from mcu_nlp.services.audit import record_audit
+from mcu_nlp.services.alerts import acknowledge_row
 from mcu_nlp.storage import Store
 from mcu_nlp.storage.models import AlertRow, utcnow
 
@@ -116,14 +115,5 @@ def acknowledge_quality_alert(store: Store, alert_id: int, *, actor: str,
         AlertTransitionError: The alert is resolved.
     """
     with store.session() as session:
-        row = session.get(AlertRow, alert_id, with_for_update=True)
-        if row is None or not row.kind.startswith("quality:"):
-            raise AlertNotFound(f"no quality alert with id {alert_id}")
-        if row.status == "resolved":
-            raise AlertTransitionError(f"alert {alert_id} is resolved")
-        if row.status == "new":
-            row.status, row.status_changed_by = "acknowledged", actor
-            record_audit(session, actor=actor, action="alert.ack", entity="alert",
-                         entity_id=row.id, details={"from": "new", "to": "acknowledged",
-                                                    "kind": row.kind, "comment": comment})
-        return _stored(row)
+        return _stored(acknowledge_row(session, alert_id, kind_prefix="quality:", actor=actor,
+                                       comment=comment, name="quality alert"))

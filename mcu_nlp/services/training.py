@@ -19,7 +19,7 @@ from mcu_nlp.evaluation.certify import (
     rare_classes,
 )
 from mcu_nlp.evaluation.metrics import choose_threshold, json_ready, quality_report
-from mcu_nlp.evaluation.protocol import certification_rows, split_by_time
+from mcu_nlp.evaluation.protocol import certification_rows, labelled_rows, split_by_time
 from mcu_nlp.settings import get_settings
 
 DEFAULT_CONTEXT = ("district",)
@@ -102,7 +102,7 @@ def train_bundle(
         metrics[label] = {
             "recipe": recipe if topic is None else f"{recipe} (topic: {topic})",
             "certificate": certificate.as_dict(),
-            "yardstick_threshold": _finite(choose_threshold(
+            "yardstick_threshold": json_ready(choose_threshold(
                 truth, validation_proba, classifier.classes_, target_precision=target)),
             "validation": _report(validation_part, label, validation_proba, classifier,
                                   certificate),
@@ -153,13 +153,9 @@ def recipe_for(
 
 
 def _labelled(frame: pd.DataFrame, label: str) -> pd.DataFrame:
-    keep = frame[label].notna() & (frame[label].astype(str).str.strip() != "")
-    if "text" in frame.columns:
-        keep &= frame["text"].notna() & (frame["text"].astype(str).str.strip() != "")
-    return frame[keep].reset_index(drop=True)
+    return frame[labelled_rows(frame, label)].reset_index(drop=True)
 
 
-_finite = json_ready
 
 
 def _report(part: pd.DataFrame, label: str, proba: Any, classifier: Any, certificate: Any
@@ -168,7 +164,7 @@ def _report(part: pd.DataFrame, label: str, proba: Any, classifier: Any, certifi
         part[label].to_numpy(), proba, classifier.classes_, threshold=certificate.threshold,
         routed=certificate.routed_mask(proba, classifier.classes_),
     ).as_dict()
-    return {k: _finite(v) for k, v in report.items()}
+    return {k: json_ready(v) for k, v in report.items()}
 
 
 def train_reference_bundle(
