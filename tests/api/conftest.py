@@ -122,5 +122,26 @@ def api(store, bundle_dirs, bundle_loader, tmp_path):
         yield client
 
 
+def app_with_imported(root: Path, rows: pd.DataFrame, bundle_dirs, bundle_loader):
+    """An app over a fresh SQLite store in ``root``, fake-v1 active, ``rows`` imported.
+
+    Returns ``(app, store, services, import summary)``; the caller disposes of the store.
+    """
+    from api.main import build_services, create_app
+    from mcu_nlp.services.imports import import_file
+    from mcu_nlp.services.models import ModelRegistry
+    from mcu_nlp.settings import Settings
+
+    store = Store.from_url(f"sqlite:///{root / 'store.sqlite3'}")
+    ModelRegistry(store, loader=bundle_loader).register(bundle_dirs["fake-v1"], activate=True)
+    settings = Settings(data_dir=root)
+    services = build_services(settings, store=store, loader=bundle_loader)
+    app = create_app(settings, services=services, model_sync_seconds=None)
+    export = root / "export.csv"
+    rows.to_csv(export, index=False)
+    summary = import_file(store, services.classifier, export, kind="spb_portal")
+    return app, store, services, summary
+
+
 def auth(client, role: str = "operator") -> dict[str, str]:
     return {"X-API-Key": client.keys[role]}

