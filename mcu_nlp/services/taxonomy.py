@@ -20,6 +20,7 @@ import tempfile
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +78,13 @@ def read_curated(path: str | Path | None) -> dict[str, frozenset[str]]:
     """
     if path is None or not Path(path).is_file():
         return {}
+    stat = Path(path).stat()
+    # Every correction checks the list: parse the file again only when it changed.
+    return dict(_parse_curated(str(path), stat.st_mtime_ns, stat.st_size))
+
+
+@lru_cache(maxsize=8)
+def _parse_curated(path: str, _mtime_ns: int, _size: int) -> dict[str, frozenset[str]]:
     try:
         data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
