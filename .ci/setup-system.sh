@@ -3,10 +3,11 @@
 #   libreoffice-writer-nogui  DOCX -> PDF for `mcu-nlp report --format pdf` (soffice --headless)
 #   poppler-utils             pdftoppm/pdftotext/pdfimages, used by tests and bench/render_report.py
 #   fonts-dejavu-core         Cyrillic fonts for LibreOffice and matplotlib
+#   chromium                  the console's browser tests (Playwright drives this system browser)
 # Idempotent: does nothing when the tools are already there.
 set -euo pipefail
 
-if command -v soffice >/dev/null && command -v pdftoppm >/dev/null; then
+if command -v soffice >/dev/null && command -v pdftoppm >/dev/null && command -v chromium >/dev/null; then
   exit 0
 fi
 SUDO=""
@@ -14,4 +15,4 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -q
 $SUDO apt-get install -y -q --no-install-recommends \
-  libreoffice-writer-nogui poppler-utils fonts-dejavu-core
+  libreoffice-writer-nogui poppler-utils fonts-dejavu-core chromium

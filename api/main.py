@@ -18,6 +18,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
+from api import console
 from api.batcher import MicroBatcher
 from api.deps import AnyCaller, AppServices, KeyCache, require
 from api.metrics import Metrics
@@ -137,6 +138,7 @@ def create_app(settings: Settings | None = None, *, services: AppServices | None
                    reports, jobs):
         app.include_router(module.router)
     _add_docs(app)
+    console.install(app)
 
     # Store errors are logged scrubbed: str(exc) would carry the statement and, without
     # hide_parameters, the appeal's values (a citizen's name, phone, address).

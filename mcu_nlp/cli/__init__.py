@@ -28,6 +28,7 @@ _COMMAND_MODULES = (
     "mcu_nlp.cli.serve",
     "mcu_nlp.cli.store",
     "mcu_nlp.cli.taxonomy",
+    "mcu_nlp.cli.users",
     "mcu_nlp.cli.models",  # after store: joins its ``models`` group
 )
 

@@ -22,6 +22,7 @@ ACTOR_COLUMNS = (
     ("audit_log", "actor"),
     ("corrections", "author"),
     ("review_queue", "resolved_by"),
+    ("review_queue", "claimed_by"),
     ("routing_audit_verdicts", "reviewer"),
     ("routing_thresholds", "updated_by"),
     ("alerts", "status_changed_by"),
