@@ -200,7 +200,8 @@ def get_appeal(store: Store, appeal_id: int) -> AppealView:
 def correct_appeal(store: Store, appeal_id: int, labels: Mapping[str, str], *, author: str,
                    allowed_labels: Sequence[str], comment: str = "",
                    department_label: str = "department",
-                   taxonomy: Taxonomy | None = None) -> AppealView:
+                   taxonomy: Taxonomy | None = None,
+                   audit_details: Mapping[str, Any] | None = None) -> AppealView:
     """A person sets labels of an appeal: stored for retraining, audited, queue item resolved.
 
     Args:
@@ -213,6 +214,8 @@ def correct_appeal(store: Store, appeal_id: int, labels: Mapping[str, str], *, a
         department_label: The routing label; correcting it records a human routing decision.
         taxonomy: When given, every value must be approved in it (the API always gives it);
             retraining ignores unapproved values either way.
+        audit_details: More details for the audit row (the console adds the labels before, the
+            model version and its scores).
 
     Raises:
         InvalidCorrection: Unknown label, empty value, or a value outside ``taxonomy``.
@@ -257,5 +260,6 @@ def correct_appeal(store: Store, appeal_id: int, labels: Mapping[str, str], *, a
                                 department_label=department_label)
             item.status, item.resolved_at, item.resolved_by = "resolved", utcnow(), author
         record_audit(session, actor=author, action="appeal.correct", entity="appeal",
-                     entity_id=appeal_id, details={"labels": dict(labels), "comment": comment})
+                     entity_id=appeal_id, details={**dict(audit_details or {}),
+                                                   "labels": dict(labels), "comment": comment})
     return get_appeal(store, appeal_id)
