@@ -21,7 +21,9 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    event,
     false,
+    inspect,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -75,6 +77,24 @@ class AppealRow(Base):
                                                                cascade="all, delete-orphan")
     review: Mapped[ReviewItemRow | None] = relationship(cascade="all, delete-orphan",
                                                         uselist=False)
+
+
+# SQLite's full-text index is fed from Python: FTS5 has no Russian stemmer (PostgreSQL indexes
+# the text itself). See mcu_nlp.storage.search_index.
+@event.listens_for(AppealRow, "after_insert")
+def _index_new_appeal(_mapper: Any, connection: Any, target: AppealRow) -> None:
+    if connection.dialect.name == "sqlite":
+        from mcu_nlp.storage.search_index import index_appeal
+
+        index_appeal(connection, target.id, target.text)
+
+
+@event.listens_for(AppealRow, "after_update")
+def _reindex_changed_appeal(_mapper: Any, connection: Any, target: AppealRow) -> None:
+    if connection.dialect.name == "sqlite" and inspect(target).attrs.text.history.has_changes():
+        from mcu_nlp.storage.search_index import reindex_appeal
+
+        reindex_appeal(connection, target.id, target.text)
 
 
 class HumanLabelRow(Base):
