@@ -147,7 +147,7 @@ def test_0003_unconfirms_old_source_labels_nobody_confirmed(empty_engine: sa.Eng
         _label(connection, new, "category", "Мусор", confirmed=False)
 
     _upgrade(empty_engine, "head")
-    assert current_revision(empty_engine) == head_revision() == "0003"
+    assert current_revision(empty_engine) == head_revision()
     assert _flags(empty_engine) == {
         ("old-plain", "category", "source"): False,
         ("old-plain", "department", "source"): False,
