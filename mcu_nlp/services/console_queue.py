@@ -300,27 +300,41 @@ def _candidates(session: Session, *, actor: str, flt: QueueFilter, now: datetime
                   .where(PredictionRow.appeal_id == ReviewItemRow.appeal_id,
                          PredictionRow.label.in_([topic_label, department_label]))
                   .correlate(ReviewItemRow).scalar_subquery())
-    query = (select(ReviewItemRow.id, ReviewItemRow.appeal_id, ReviewItemRow.urgency,
-                    AppealRow.channel, AppealRow.created_at, confidence)
+    by_confidence = flt.sort == "confidence"
+    # Ordered by urgency, the confidence is read afterwards for the candidates only: computed in
+    # the query, it would be evaluated for every open item before the sort (the whole queue).
+    columns = [ReviewItemRow.id, ReviewItemRow.appeal_id, ReviewItemRow.urgency,
+               AppealRow.channel, AppealRow.created_at]
+    query = (select(*columns, *([confidence] if by_confidence else []))
              .join(AppealRow, AppealRow.id == ReviewItemRow.appeal_id)
              .where(*_matching(flt, topic_label), _claimable(actor, now)))
     if exclude:
         query = query.where(ReviewItemRow.appeal_id.not_in(list(exclude)))
-    if flt.sort == "confidence":
+    if by_confidence:
         query = query.order_by(confidence.asc(), ReviewItemRow.urgency.desc(),
                                AppealRow.created_at, ReviewItemRow.id)
     else:
         query = query.order_by(ReviewItemRow.urgency.desc(), AppealRow.created_at,
                                ReviewItemRow.id)
-    rows = [_Candidate(r[0], r[1], float(r[2] or 0.0), r[3], r[4],
-                       None if r[5] is None else float(r[5]))
-            for r in session.execute(query.limit(CANDIDATES))]
-    if keep is not None and all(c.appeal_id != keep for c in rows):
+    found = list(session.execute(query.limit(CANDIDATES)))
+    if keep is not None and all(r[1] != keep for r in found):
         kept = session.execute(query.where(ReviewItemRow.appeal_id == keep)).first()
         if kept is not None:
-            rows.append(_Candidate(kept[0], kept[1], float(kept[2] or 0.0), kept[3], kept[4],
-                                   None if kept[5] is None else float(kept[5])))
-    return rows
+            found.append(kept)
+    if by_confidence:
+        lowest = {r[1]: r[5] for r in found}
+    else:
+        lowest = {}
+        ids = [r[1] for r in found]
+        for start in range(0, len(ids), 500):  # bound the IN list
+            lowest.update(session.execute(
+                select(PredictionRow.appeal_id, func.min(PredictionRow.confidence))
+                .where(PredictionRow.appeal_id.in_(ids[start:start + 500]),
+                       PredictionRow.label.in_([topic_label, department_label]))
+                .group_by(PredictionRow.appeal_id)).all())
+    return [_Candidate(r[0], r[1], float(r[2] or 0.0), r[3], r[4],
+                       None if lowest.get(r[1]) is None else float(lowest[r[1]]))
+            for r in found]
 
 
 def _take(session: Session, item_ids: Sequence[int], *, actor: str, now: datetime,
