@@ -9,7 +9,8 @@ Serves the real app (uvicorn on a loopback port, the active model version) over 
 person waits for, over HTTP on this machine:
 
 * ``queue``: the page, the claim of the screen's items, and the first item opened (its
-  suggestions, highlighted words and history) — the three requests before the operator can act;
+  suggestions, highlighted words and history) — the three requests before the operator can act,
+  summed, and each apart (``queue page``, ``queue claim``, ``queue open``);
 * ``overview``: the page for a week, a month and a quarter, once their figures are computed
   (they are cached per store data version, as in production; the first visit of each period,
   which computes them in a background job behind «Идёт расчёт», is reported apart);
@@ -119,14 +120,20 @@ def _until_computed(client: httpx.Client, url: str, limit: float = 600.0) -> flo
     raise RuntimeError(f"{url}: figures not computed in {limit:.0f} s")
 
 
-def _queue_round(client: httpx.Client) -> float:
-    total = _timed(lambda: client.get("/console/queue"))
+def _queue_round(client: httpx.Client, parts: dict[str, list[float]]) -> float:
+    """The page, the claim of the screen and the first item opened; their sum in ms."""
+    page = _timed(lambda: client.get("/console/queue"))
+    start = time.perf_counter()
     claimed = client.post("/console/queue/claim", json={})
-    total += claimed.elapsed.total_seconds() * 1000
+    claim = (time.perf_counter() - start) * 1000
+    claimed.raise_for_status()
     items = claimed.json()["items"]
-    if items:
-        total += _timed(lambda: client.post(f"/console/queue/item/{items[0]['appeal_id']}/open"))
-    return total
+    opened = _timed(lambda: client.post(f"/console/queue/item/{items[0]['appeal_id']}/open")) \
+        if items else 0.0
+    for name, value in (("queue page", page), ("queue claim", claim),
+                        ("queue open", opened)):
+        parts.setdefault(name, []).append(value)
+    return page + claim + opened
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -155,12 +162,13 @@ def main() -> None:
     operator = _sign_in(base, "bench-operator", passwords["bench-operator"])
     analyst = _sign_in(base, "bench-analyst", passwords["bench-analyst"])
     figures: dict[str, list[float]] = {"queue": [], "overview": [], "search": []}
+    parts: dict[str, list[float]] = {}
     try:
         overview_urls = ["/console/overview", "/console/overview?period=month",
                          "/console/overview?period=quarter"]
         cold = {url_: _until_computed(analyst, url_) for url_ in overview_urls}
         for i in range(args.requests):
-            figures["queue"].append(_queue_round(operator))
+            figures["queue"].append(_queue_round(operator, parts))
             figures["overview"].append(_timed(
                 lambda i=i: analyst.get(overview_urls[i % len(overview_urls)])))
             query = SEARCH_QUERIES[i % len(SEARCH_QUERIES)]
@@ -170,9 +178,9 @@ def main() -> None:
         print(f"store: {store.engine.url.render_as_string(hide_password=True)}")
         for url_, ms in cold.items():
             print(f"overview first visit (frame and figures computed): {url_} {ms:.0f} ms")
-        print(f"{'page':<10}{'p50 ms':>10}{'p95 ms':>10}{'n':>6}")
-        for name, values in figures.items():
-            print(f"{name:<10}{_pct(values, 50):>10.0f}{_pct(values, 95):>10.0f}{len(values):>6}")
+        print(f"{'page':<12}{'p50 ms':>10}{'p95 ms':>10}{'n':>6}")
+        for name, values in {**figures, **parts}.items():
+            print(f"{name:<12}{_pct(values, 50):>10.0f}{_pct(values, 95):>10.0f}{len(values):>6}")
         if args.screenshots:
             _screenshots(base, passwords, args.screenshots)
     finally:

@@ -47,6 +47,29 @@ def pg_schema_url() -> Iterator[str]:
     admin.dispose()
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def empty_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engine]:
+    """An engine on an empty database (a temp SQLite file or a fresh PostgreSQL schema)."""
+    if request.param == "sqlite":
+        engine = sa.create_engine(f"sqlite:///{tmp_path / 'old.sqlite3'}")
+        yield engine
+        engine.dispose()
+        return
+    reason = _postgres_reachable()
+    if reason:
+        pytest.skip(reason)
+    schema = f"mcu_empty_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(PG_SERVER)
+    with admin.begin() as connection:
+        connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    engine = sa.create_engine(f"{PG_SERVER}?options=-csearch_path%3D{schema}")
+    yield engine
+    engine.dispose()
+    with admin.begin() as connection:
+        connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
+
+
 def _reset(store: Store) -> None:
     """Empty every table (schema and migrations stay)."""
     from mcu_nlp.storage.models import Base

@@ -6,15 +6,10 @@ On SQLite and PostgreSQL (a fresh schema, built at 0002 with the alembic command
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from datetime import datetime
-from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
 from alembic import command
-from conftest import PG_SERVER, _postgres_reachable
 
 from mcu_nlp.storage.migrate import alembic_config, current_revision, head_revision
 from mcu_nlp.storage.models import (
@@ -40,29 +35,6 @@ def _downgrade(engine: sa.Engine, revision: str) -> None:
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         command.downgrade(config, revision)
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def empty_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engine]:
-    """An engine on an empty database: nothing migrated yet."""
-    if request.param == "sqlite":
-        engine = sa.create_engine(f"sqlite:///{tmp_path / 'old.sqlite3'}")
-        yield engine
-        engine.dispose()
-        return
-    reason = _postgres_reachable()
-    if reason:
-        pytest.skip(reason)
-    schema = f"mcu_mig_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(PG_SERVER)
-    with admin.begin() as connection:
-        connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    engine = sa.create_engine(f"{PG_SERVER}?options=-csearch_path%3D{schema}")
-    yield engine
-    engine.dispose()
-    with admin.begin() as connection:
-        connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
 
 
 def _appeal(connection: sa.Connection, source_id: str) -> int:

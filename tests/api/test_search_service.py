@@ -8,13 +8,11 @@ the stored texts, or the query evaluated in Python on every stored text).
 from __future__ import annotations
 
 import re
-import uuid
 from datetime import datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
 from alembic import command
-from conftest import PG_SERVER, _postgres_reachable
 from sqlalchemy.orm import sessionmaker
 
 from mcu_nlp.records import Appeal, Channel
@@ -217,29 +215,6 @@ def test_appeals_written_around_the_orm_are_found(imported):
             text="Шлагбаумы сломаны", extra={}, urgency=0.0, urgency_reasons=[],
             recorded_at=datetime(2021, 4, 20)))
     assert len(found(imported, "шлагбаум")) == 1
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def empty_engine(request, tmp_path):
-    """An engine on an empty database (a fresh PostgreSQL schema), nothing migrated."""
-    if request.param == "sqlite":
-        engine = sa.create_engine(f"sqlite:///{tmp_path / 'old.sqlite3'}")
-        yield engine
-        engine.dispose()
-        return
-    reason = _postgres_reachable()
-    if reason:
-        pytest.skip(reason)
-    schema = f"mcu_fts_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(PG_SERVER)
-    with admin.begin() as connection:
-        connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    engine = sa.create_engine(f"{PG_SERVER}?options=-csearch_path%3D{schema}")
-    yield engine
-    engine.dispose()
-    with admin.begin() as connection:
-        connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
 
 
 def _migrate(engine, revision, *, down=False):
