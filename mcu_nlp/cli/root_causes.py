@@ -30,27 +30,51 @@ def root_causes(
     data: Annotated[Path | None, typer.Option(
         "--data", help="Export file to read; default: the reference SPb file.")] = None,
     top: Annotated[int, typer.Option("--top", help="Root causes in the roadmap.")] = 10,
+    follow_up: Annotated[str | None, typer.Option(
+        "--follow-up", help="Did it work: the day the roadmap started, YYYY-MM-DD. Each card "
+        "compares appeals and repeats at its places before vs after that day with other places "
+        "on the same topics (difference in differences, 95 % interval).")] = None,
+    follow_up_days: Annotated[int, typer.Option(
+        "--follow-up-days", min=7, max=365,
+        help="Days in each follow-up window (before and after the start).")] = 60,
 ) -> None:
     """Find the root causes of recurring problems and write their cards and roadmap."""
-    from mcu_nlp.services.root_causes import list_root_causes, write_root_cause_report
+    import json
+
+    from mcu_nlp.services.root_causes import write_root_cause_report
 
     first, last = _day(since, "--since"), _day(until, "--until")
     if first and last and first > last:
         raise typer.BadParameter("--since is after --until", param_hint="--since")
+    follow_up_start = _day(follow_up, "--follow-up")
     try:
         paths = write_root_cause_report(out, since=first, until=last, territory=territory,
-                                        data=data, top=top)
+                                        data=data, top=top, follow_up_start=follow_up_start,
+                                        follow_up_days=follow_up_days)
     except (FileNotFoundError, ValueError) as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None
-    summary = list_root_causes(since=first, until=last, territory=territory, data=data, limit=top)
+    summary = json.loads(paths["json"].read_text(encoding="utf-8"))
     typer.echo(f"{summary['n_appeals']} appeals, {summary['n_root_causes']} root causes, "
                f"{summary['outlier_share']:.1%} unassigned")
-    for card in summary["root_causes"]:
+    for card in summary["root_causes"][:top]:
         trend = card["trend"]
         typer.echo(f"  #{card['id']:>3} {card['size']:>6}  {trend['label_ru']:<10} {card['title']}")
+        typer.echo(f"{'':>20}ответственный: {card['responsible']['label']}")
+        result = card.get("follow_up")
+        if result:
+            typer.echo(f"{'':>20}результат: {_effect_line(result)}")
     for kind, path in paths.items():
         typer.echo(f"{kind}: {path}")
+
+
+def _effect_line(result: dict) -> str:
+    def number(value: float | None) -> str:
+        return "—" if value is None else f"{value:+.2f}"
+
+    return (f"{number(result['estimate'])} обращений на место за 30 дней "
+            f"[{number(result['ci_low'])}; {number(result['ci_high'])}], "
+            f"{result['n_treated']} мест против {result['n_control']} — {result['verdict']}")
 
 
 def register(app: typer.Typer) -> None:

@@ -46,10 +46,16 @@ def _add_working_days(start: date, n: int) -> date:
 
 
 def suggest_stages(card: RootCause, start: date) -> list[RoadmapStage]:
-    """The default stages with the card's department as owner and working-day deadlines."""
-    owner = card.department or "Ответственный не определён"
+    """The default stages with the card's responsible body as owner and working-day deadlines."""
+    owner = _owner(card)
     return [RoadmapStage(name, owner, _add_working_days(start, days), result)
             for name, days, result in _STAGE_TEMPLATE]
+
+
+def _owner(card: RootCause) -> str:
+    if card.responsible.level != "unknown":
+        return card.responsible.owner
+    return card.department or "Ответственный не определён"
 
 
 def weekly_chart_png(card: RootCause) -> bytes:
@@ -77,17 +83,30 @@ def weekly_chart_png(card: RootCause) -> bytes:
 
 def _facts(card: RootCause) -> list[tuple[str, str]]:
     trend = card.trend
-    return [
+    responsible = (card.responsible.label if card.responsible.level != "unknown"
+                   else f"{card.department or '—'} ({card.department_share:.0%})")
+    facts = [
         ("Сообщений", f"{card.size} ({card.share:.1%} всех)"),
         ("Динамика", f"{trend.label_ru}: {trend.first_half} → {trend.second_half} "
                      f"(доля ×{trend.share_ratio}, p = {trend.p_value:.3g})"),
         ("Период", f"{card.first_seen:%d.%m.%Y} — {card.last_seen:%d.%m.%Y}"),
+        ("Охват", card.scope.label or "—"),
         ("Тема", f"{card.dominant_topic or '—'} ({card.topic_share:.0%})"),
-        ("Ответственный", f"{card.department or '—'} ({card.department_share:.0%})"),
+        ("Темы", "; ".join(f"{t} ({c})" for t, c in card.topics) or "—"),
+        ("Ответственный", responsible),
         ("Места", "; ".join(f"{p} ({c})" for p, c in card.top_places) or "—"),
-        ("Территории", "; ".join(f"{t} ({c})" for t, c in card.territories) or "—"),
+        ("Территории", "; ".join(_territory_line(row) for row in card.breakdown)
+         or "; ".join(f"{t} ({c})" for t, c in card.territories) or "—"),
         ("Ключевые слова", ", ".join(card.keywords[:10])),
     ]
+    if card.follow_up is not None:
+        facts.append((f"Результат с {card.follow_up.start:%d.%m.%Y}", card.follow_up.summary_ru()))
+    return facts
+
+
+def _territory_line(row: dict) -> str:
+    places = ", ".join(f"{p['place']} ({p['count']})" for p in row.get("places", []))
+    return f"{row['territory']} ({row['count']})" + (f": {places}" if places else "")
 
 
 def write_docx(cards: Sequence[RootCause], path: str | Path, *, start: date | None = None) -> Path:

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
-from datetime import date, datetime
+from dataclasses import dataclass, replace
+from datetime import date, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ logger = logging.getLogger(__name__)
 # label names tried in order for the topic and the department (any municipality's export)
 TOPIC_LABELS = ("reason", "topic", "subtopic", "category")
 DEPARTMENT_LABELS = ("department", "executor")
+DEPARTMENT_GROUP_LABELS = ("department_group",)
 
 
 @dataclass(slots=True)
@@ -133,13 +134,50 @@ def analyze_root_causes(frame: pd.DataFrame, *, embedder: Any = None, random_sta
     model = RootCauseModel(embedder, random_state=random_state,
                            min_cluster_size=min_cluster_size, **model_params)
     topics = model.fit_predict(texts, embeddings=embeddings)
+    group_column = label_column(frame, DEPARTMENT_GROUP_LABELS)
     cards = build_cards(frame, topics, model.topic_words_, embeddings,
                         topic_column=label_column(frame, TOPIC_LABELS),
                         department_column=label_column(frame, DEPARTMENT_LABELS),
+                        department_group_column=group_column,
+                        department_groups=None if group_column else department_groups(),
                         address_column="address", territory_column="territory",
                         random_state=random_state)
     return RootCauseAnalysis(cards=cards, n_appeals=len(frame),
                              outlier_share=model.outlier_share_, topics=topics, frame=frame)
+
+
+@lru_cache(maxsize=1)
+def department_groups(path: str | Path | None = None) -> dict[str, str]:
+    """Department → department group from the SPb ``departments.csv`` (empty when absent)."""
+    from mcu_nlp.settings import get_settings
+
+    if path is None:
+        path = get_settings().shared_data_dir / "spb_our_city_appeals" / "departments.csv"
+    path = Path(path)
+    if not path.exists():
+        return {}
+    table = pd.read_csv(path, usecols=["department", "department_group"], dtype="string")
+    table = table.dropna()
+    return dict(zip(table["department"], table["department_group"], strict=True))
+
+
+def follow_up_cards(cards: list[RootCause], frame: pd.DataFrame, start: date, *,
+                    days: int = 60, **options: Any) -> list[RootCause]:
+    """Copies of ``cards`` with their :class:`~mcu_nlp.root_causes.follow_up.FollowUp`.
+
+    Args:
+        cards: Cards from :func:`analyze_root_causes` (left unchanged: they may be cached).
+        frame: Appeals around ``start`` (as :func:`load_appeals` gives them), covering the
+            ``days`` before and after it and, for repeats, 60 days more before.
+        start: The day the roadmap started.
+        days: Window length before and after.
+        **options: Further :func:`~mcu_nlp.root_causes.follow_up.follow_up` options.
+    """
+    from mcu_nlp.root_causes.follow_up import follow_up
+
+    results = follow_up(frame, cards, start, days, topic_col=label_column(frame, TOPIC_LABELS),
+                        **options)
+    return [replace(card, follow_up=result) for card, result in zip(cards, results, strict=True)]
 
 
 @lru_cache(maxsize=4)
@@ -212,22 +250,49 @@ def list_incidents(*, since: date | None = None, until: date | None = None,
 def write_root_cause_report(out: str | Path, *, since: date | None = None,
                             until: date | None = None, territory: str | None = None,
                             data: str | Path | None = None, top: int = 10,
-                            roadmap_start: date | None = None) -> dict[str, Path]:
-    """Run the analysis and write ``root_causes.json``, ``roadmap.docx``, ``roadmap.html``."""
+                            roadmap_start: date | None = None,
+                            follow_up_start: date | None = None,
+                            follow_up_days: int = 60) -> dict[str, Path]:
+    """Run the analysis and write ``root_causes.json``, ``roadmap.docx``, ``roadmap.html``.
+
+    Args:
+        out: Folder for the files.
+        since: First day of the analysed period.
+        until: Last day of the analysed period.
+        territory: Only this territory.
+        data: Export file (default: the reference SPb file).
+        top: Root causes in the roadmap.
+        roadmap_start: Start date the roadmap's deadlines count from (default: the follow-up
+            start, else ``until``, else today).
+        follow_up_start: The day a roadmap started: each card then gets a ``follow_up`` (appeals
+            at its places in the ``follow_up_days`` before vs after, against comparable places).
+        follow_up_days: Window length of the follow-up.
+    """
+    from mcu_nlp.root_causes.follow_up import REPEAT_DAYS
     from mcu_nlp.root_causes.roadmap import write_docx, write_html
 
     analysis = _analysis(data, since, until, territory)
+    cards = analysis.cards
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     summary = analysis.summary()
-    summary["root_causes"] = [card.to_dict() for card in analysis.cards]
+    if follow_up_start is not None:
+        around = load_appeals(
+            data, since=follow_up_start - timedelta(days=follow_up_days + REPEAT_DAYS),
+            until=follow_up_start + timedelta(days=follow_up_days - 1), territory=territory)
+        cards = follow_up_cards(cards, around, follow_up_start, days=follow_up_days)
+        summary["follow_up"] = {"start": follow_up_start.isoformat(), "days": follow_up_days,
+                                "method": "difference in differences of appeals per place per "
+                                          "30 days, card places vs other places with appeals on "
+                                          "the same topics; place-level bootstrap 95 % interval"}
+    summary["root_causes"] = [card.to_dict() for card in cards]
     summary["period"] = {"since": str(since) if since else None,
                          "until": str(until) if until else None, "territory": territory}
     json_path = out / "root_causes.json"
     json_path.write_text(json.dumps(summary, ensure_ascii=False, indent=1, default=str),
                          encoding="utf-8")
-    chosen = analysis.cards[:top]
-    start = roadmap_start or (until or date.today())
+    chosen = cards[:top]
+    start = roadmap_start or follow_up_start or until or date.today()
     if isinstance(start, datetime):
         start = start.date()
     return {"json": json_path, "docx": write_docx(chosen, out / "roadmap.docx", start=start),
