@@ -2,10 +2,16 @@
 
 A bundle directory holds ``manifest.json`` (kind ``bundle``: version, labels, thresholds, metrics)
 and one model directory per label. The API loads one bundle as the active version.
+
+A label may name a fallback: a model inside its directory (the sparse member of a
+``transformer-ensemble``) with thresholds certified for it alone. When the label's model cannot
+be loaded (onnxruntime missing, a damaged graph), the bundle serves the fallback with its own
+thresholds and says so in a warning and in :attr:`ModelBundle.fallen_back`.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +26,7 @@ from mcu_nlp.classifiers.registry import load_classifier
 from mcu_nlp.evaluation.certify import OTHER_GROUP
 
 KIND = "bundle"
+log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -54,6 +61,7 @@ class ModelBundle:
         thresholds: Mapping[str, float] | None = None,
         metrics: Mapping[str, Any] | None = None,
         class_thresholds: Mapping[str, Mapping[str, float]] | None = None,
+        fallbacks: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         if not models:
             raise ValueError("a bundle needs at least one label model")
@@ -67,6 +75,9 @@ class ModelBundle:
             for label, values in (class_thresholds or {}).items() if values
         }
         self.metrics = dict(metrics or {})
+        # label → {"model": path inside the label's directory, "threshold", "class_thresholds"}
+        self.fallbacks = {label: dict(value) for label, value in (fallbacks or {}).items()}
+        self.fallen_back: dict[str, str] = {}  # label → why its model was not loaded
 
     def threshold_for(self, label: str, value: str) -> float | None:
         """The auto-route threshold that applies when ``label`` is predicted as ``value``."""
@@ -121,6 +132,9 @@ class ModelBundle:
                     for label, values in self.class_thresholds.items()
                 },
                 "models": {lb: _safe(lb) for lb in self.models},
+                **({"fallbacks": {label: _fallback_config(value)
+                                  for label, value in self.fallbacks.items()}}
+                   if self.fallbacks else {}),
             },
             arrays={},
             labels=self.labels,
@@ -134,10 +148,6 @@ class ModelBundle:
         """Read a bundle directory written by :meth:`save`."""
         directory = Path(path)
         artifact = load_artifact(directory, expected_kind=KIND)
-        models = {
-            label: load_classifier(directory / sub)
-            for label, sub in artifact.config["models"].items()
-        }
         thresholds = {
             k: (float("inf") if v is None else float(v))
             for k, v in artifact.config["thresholds"].items()
@@ -146,13 +156,50 @@ class ModelBundle:
             label: {k: (float("inf") if v is None else float(v)) for k, v in values.items()}
             for label, values in (artifact.config.get("class_thresholds") or {}).items()
         }
-        return cls(
+        fallbacks = artifact.config.get("fallbacks") or {}
+        models, fallen_back = {}, {}
+        for label, sub in artifact.config["models"].items():
+            try:
+                models[label] = load_classifier(directory / sub)
+            except Exception as exc:
+                if label not in fallbacks:
+                    raise
+                fallback = fallbacks[label]
+                models[label] = load_classifier(directory / sub / fallback["model"])
+                thresholds[label] = _infinite(fallback.get("threshold"))
+                class_thresholds[label] = {
+                    k: _infinite(v) for k, v in (fallback.get("class_thresholds") or {}).items()}
+                fallen_back[label] = f"{type(exc).__name__}: {exc}"
+                log.warning(
+                    "model version %s, label %r: its model cannot be loaded (%s); serving the "
+                    "fallback %s/%s with the thresholds certified for it alone",
+                    artifact.config["version"], label, fallen_back[label], sub,
+                    fallback["model"])
+        bundle = cls(
             models,
             version=artifact.config["version"],
             thresholds=thresholds,
             metrics=artifact.manifest.get("metrics"),
             class_thresholds=class_thresholds,
+            fallbacks=fallbacks,
         )
+        bundle.fallen_back = fallen_back
+        return bundle
+
+
+def _infinite(value: Any) -> float:
+    return float("inf") if value is None else float(value)
+
+
+def _fallback_config(value: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(value)
+    if "threshold" in out:
+        out["threshold"] = (float(out["threshold"]) if out["threshold"] is not None
+                            and np.isfinite(out["threshold"]) else None)
+    out["class_thresholds"] = {
+        k: (float(v) if v is not None and np.isfinite(v) else None)
+        for k, v in (out.get("class_thresholds") or {}).items()}
+    return out
 
 
 def _safe(label: str) -> str:

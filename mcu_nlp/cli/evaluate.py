@@ -136,9 +136,36 @@ def register(app: typer.Typer) -> None:
         out: Path | None = typer.Option(
             None, "--out", help="Bundle folder (default: model store)."
         ),
-        model: str = typer.Option("sparse", "--model", help=_MODEL_HELP),
+        model: str = typer.Option("sparse", "--model", "--recipe", help=_MODEL_HELP),
+        time_budget: float | None = typer.Option(
+            None, "--time-budget",
+            help="Transformer recipes on CPU: fine-tune for this many seconds per label "
+            "(without it and without CUDA: a frozen-encoder head)."),
+        device: str | None = typer.Option(
+            None, "--device", help="Transformer recipes: cuda or cpu (default: CUDA if present)."),
+        quantize: bool = typer.Option(
+            True, "--int8/--fp32", help="Transformer recipes: serve the int8 or the fp32 graph."),
+        register: bool | None = typer.Option(
+            None, "--register/--no-register",
+            help="Register the version in the store (default: on for transformer recipes)."),
+        activate: str = typer.Option(
+            "auto", "--activate",
+            help="With --register: never, auto (when it wins against the active version on the "
+            "test part) or always."),
     ) -> None:
-        """Train a model version (a classifier per label + thresholds) on the train part."""
+        """Train a model version (a classifier per label + thresholds) on the train part.
+
+        Transformer recipes run the whole job: e5 folder, training (CUDA, CPU within
+        --time-budget, or a frozen-encoder head), blend, ONNX int8 export and its check against
+        torch, certified thresholds, test figures, registration.
+        """
+        if activate not in ("never", "auto", "always"):
+            raise typer.BadParameter("use never, auto or always", param_hint="--activate")
+        if model in ("transformer", "transformer-ensemble"):
+            _train_transformer(dataset, labels.split(","), version, out, model, time_budget,
+                               device, quantize, True if register is None else register,
+                               activate)
+            return
         from mcu_nlp.services.training import train_reference_bundle
 
         bundle, path = train_reference_bundle(
@@ -150,3 +177,57 @@ def register(app: typer.Typer) -> None:
             model=model,
         )
         console.print(f"model version [bold]{bundle.version}[/bold] written to {path}")
+        if register:
+            from mcu_nlp.evaluation.datasets import load_spb
+            from mcu_nlp.evaluation.protocol import split_by_time
+            from mcu_nlp.services.models import ModelRegistry
+            from mcu_nlp.services.transformer_job import register_version
+            from mcu_nlp.settings import get_settings
+            from mcu_nlp.storage import Store
+
+            registry = ModelRegistry(Store.from_url(get_settings().store_url))
+            outcome = register_version(registry, bundle, path, dict(bundle.metrics),
+                                       split_by_time(load_spb()).test, labels.split(","),
+                                       activate)  # type: ignore[arg-type]
+            for note in outcome["notes"]:
+                console.print(note)
+            console.print(f"{'activated' if outcome['activated'] else 'registered inactive'}: "
+                          f"{bundle.version}")
+
+
+def _train_transformer(dataset: str, labels: list[str], version: str | None, out: Path | None,
+                       recipe: str, time_budget: float | None, device: str | None,
+                       quantize: bool, register: bool, activate: str) -> None:
+    from mcu_nlp.classifiers.onnx_serving import ServingCheckError
+    from mcu_nlp.services.transformer_job import train_reference_transformer
+
+    try:
+        report = train_reference_transformer(
+            dataset=dataset, labels=labels, version=version, out=out, recipe=recipe,
+            time_budget_s=time_budget, device=device, quantize=quantize, register=register,
+            activate=activate, console=console)  # type: ignore[arg-type]
+    except (ServingCheckError, ValueError, FileNotFoundError, ImportError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    console.print(f"transformer: {report.mode}")
+    for label in report.labels:
+        figures = report.metrics.get(label, {})
+        check = (figures.get("serving") or {}).get("check") or {}
+        test = figures.get("test") or {}
+        if check:
+            console.print(
+                f"{label}: int8 vs torch on validation — top-1 agreement "
+                f"{check['top1_agreement']:.4f}, coverage {check['served']['coverage']:.4f} vs "
+                f"{check['reference']['coverage']:.4f} (realized precision "
+                f"{check['served']['realized_precision']} vs "
+                f"{check['reference']['realized_precision']})")
+        if test:
+            console.print(f"{label}: test macro-F1 {test.get('macro_f1')}, coverage at the "
+                          f"certified threshold {test.get('coverage_at_95')} (precision "
+                          f"{test.get('precision_at_threshold')})")
+    for note in report.notes:
+        console.print(note)
+    state = ("activated" if report.activated else "registered inactive") if report.registered \
+        else "not registered"
+    console.print(f"model version [bold]{report.version}[/bold] written to {report.path} "
+                  f"({state}); seconds: {report.seconds}")

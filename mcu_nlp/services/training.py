@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,12 @@ MIN_ROWS_PER_LABEL = 20
 # routing label → the topic label whose history it follows. Used only where the training rows
 # carry that topic label.
 DEFAULT_ROUTING_TOPICS = {"department": "reason", "department_group": "reason"}
+# ``prepare_serving(label, classifier, validation_part, *, truth, never_route, target, level)``
+# → ``(served classifier, info)``: turns a fitted classifier into the one the bundle serves (the
+# transformer's ONNX twin, :mod:`mcu_nlp.services.transformer_job`); it may refuse by raising.
+# ``info`` may carry "validation_proba" (the served model's, reused here) and "fallback"
+# ({"model": path inside the label's folder, "classifier": the fitted fallback}).
+ServingHook = Callable[..., tuple[Any, dict[str, Any]]]
 
 
 def new_version() -> str:
@@ -48,6 +54,8 @@ def train_bundle(
     routing_topics: Mapping[str, str] | None = None,
     target: float = TARGET_PRECISION,
     level: float = CONFIDENCE_LEVEL,
+    transformer_params: Mapping[str, Any] | None = None,
+    prepare_serving: ServingHook | None = None,
 ) -> ModelBundle:
     """Fit one classifier per label, certify its auto-route threshold, save the bundle.
 
@@ -73,6 +81,10 @@ def train_bundle(
             and validation rows carry the topic label.
         target: Promised precision of the auto-routed appeals.
         level: Confidence of the promise (``1 − δ``).
+        transformer_params: Passed to the transformer of the transformer recipes.
+        prepare_serving: Turns each fitted classifier into the served one before its threshold
+            is certified (see :data:`ServingHook`); a fallback it names gets thresholds
+            certified for it alone on the same rows.
     """
     topics = DEFAULT_ROUTING_TOPICS if routing_topics is None else routing_topics
     if validation_frame is None:
@@ -80,7 +92,7 @@ def train_bundle(
         n_hold = certification_rows(len(ordered))
         frame, validation_frame = ordered.iloc[:-n_hold], ordered.iloc[-n_hold:]
     context = [c for c in context_columns if c in frame.columns]
-    models, thresholds, class_thresholds, metrics = {}, {}, {}, {}
+    models, thresholds, class_thresholds, metrics, fallbacks = {}, {}, {}, {}, {}
     for label in labels:
         fit_part = _labelled(frame, label)
         validation_part = _labelled(validation_frame, label)
@@ -90,13 +102,32 @@ def train_bundle(
                 f"{len(validation_part)} validation rows are too few"
             )
         recipe, topic = recipe_for(label, fit_part, validation_part, model, topics, context)
-        classifier = make_classifier(recipe, context_columns=context, topic_column=topic).fit(
+        classifier = make_classifier(recipe, context_columns=context, topic_column=topic,
+                                     transformer_params=transformer_params).fit(
             fit_part, fit_part[label].to_numpy())
-        validation_proba = classifier.predict_proba(validation_part)
         truth = validation_part[label].to_numpy()
+        never_route = rare_classes(fit_part[label])
+        serving: dict[str, Any] = {}
+        if prepare_serving is not None:
+            classifier, serving = prepare_serving(label, classifier, validation_part, truth=truth,
+                                                  never_route=never_route, target=target,
+                                                  level=level)
+        validation_proba = serving.pop("validation_proba", None)
+        if validation_proba is None:
+            validation_proba = classifier.predict_proba(validation_part)
         certificate = certify_model(truth, validation_proba, classifier.classes_,
-                                    target=target, level=level,
-                                    never_route=rare_classes(fit_part[label]))
+                                    target=target, level=level, never_route=never_route)
+        fallback = serving.pop("fallback", None)
+        if fallback is not None:
+            fallback_model = fallback["classifier"]
+            fallback_cert = certify_model(truth, fallback_model.predict_proba(validation_part),
+                                          fallback_model.classes_, target=target, level=level,
+                                          never_route=never_route)
+            fallbacks[label] = {"model": fallback["model"],
+                                "threshold": fallback_cert.threshold,
+                                "class_thresholds": fallback_cert.bundle_thresholds()}
+            serving["fallback"] = {"model": fallback["model"],
+                                   "certificate": fallback_cert.as_dict()}
         thresholds[label] = certificate.threshold
         class_thresholds[label] = certificate.bundle_thresholds()
         metrics[label] = {
@@ -106,6 +137,7 @@ def train_bundle(
                 truth, validation_proba, classifier.classes_, target_precision=target)),
             "validation": _report(validation_part, label, validation_proba, classifier,
                                   certificate),
+            **({"serving": serving} if serving else {}),
         }
         if test_frame is not None and not _labelled(test_frame, label).empty:
             test_part = _labelled(test_frame, label)
@@ -113,7 +145,7 @@ def train_bundle(
                 test_part, label, classifier.predict_proba(test_part), classifier, certificate)
         models[label] = classifier
     bundle = ModelBundle(models, version=version, thresholds=thresholds, metrics=metrics,
-                         class_thresholds=class_thresholds)
+                         class_thresholds=class_thresholds, fallbacks=fallbacks)
     bundle.save(out_dir)
     return bundle
 
