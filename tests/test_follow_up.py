@@ -131,6 +131,26 @@ def test_no_effect_intervals_cover_zero_most_of_the_time(appeals, eligible) -> N
     assert (again.ci_low, again.ci_high) == (results[0].ci_low, results[0].ci_high)
 
 
+def test_busy_places_calming_down_by_themselves_are_no_success(appeals) -> None:
+    """Places picked because they were busy fall back (regression to the mean): the strata of
+    appeals before keep that from reading as an effect, which a plain DiD would claim."""
+    before = appeals[(appeals["created_at"] >= START - pd.Timedelta(days=DAYS))
+                     & (appeals["created_at"] < START) & appeals["reason"].isin(TOPICS)]
+    counts = before.groupby("place").size()
+    busy = np.sort(counts[counts >= 2].index.to_numpy())
+    targets = {seed: (np.random.default_rng(seed).choice(busy, 40, replace=False), TOPICS)
+               for seed in range(10)}
+    plain = follow_up(appeals, targets, START, DAYS, place_col="place", match_before=None)
+    matched = follow_up(appeals, targets, START, DAYS, place_col="place")
+    assert np.mean([r.estimate for r in plain]) < -0.3
+    assert sum(r.verdict == "снизилось" for r in plain) >= 3
+    assert abs(np.mean([r.estimate for r in matched])) < 0.2
+    assert sum(r.ci_low <= 0 <= r.ci_high for r in matched) >= 9
+    # the comparison is reweighted to the card places' appeals before
+    first = matched[0].appeals
+    assert first.control_rate_before == pytest.approx(first.treated_rate_before, rel=0.25)
+
+
 def test_cards_are_targets_and_windows_are_checked(appeals, eligible) -> None:
     card = SimpleNamespace(id=7, place_keys=list(eligible[:30]), size=100,
                            topics=[(TOPICS[0], 60), (TOPICS[1], 30), ("Мусор", 5)])

@@ -8,17 +8,27 @@ before. The estimate is a difference in differences:
     (mean change at the card's places) − (mean change at comparable places)
 
 where the comparable places are the other places with appeals on the same topics. Both groups
-are chosen by one rule — at least ``min_before`` appeals on the topics in the window before — so
-the regression to the mean that follows choosing places because they were busy hits both alike;
-what is left assumes the two groups would have moved in parallel without the roadmap (the season,
-the weather and the portal's volume act on both).
+are chosen by one rule — at least ``min_before`` appeals on the topics in the window before — and
+compared within strata of their appeals before (1 | 2 | 3–4 | 5+, ``match_before``; strata with
+fewer than 10 card or comparison places join their neighbour): a place is picked for a card
+because it was busy, and busy places calm down by themselves (regression to the mean), so a card
+place with 4 appeals before is set against comparison places with 3–4, not against the average
+one. The comparison's rates are reweighted to the card places' strata. What is left assumes the
+two groups would have moved in parallel without the roadmap (the season, the weather and the
+portal's volume act on both).
 
-The confidence interval is a place-level percentile bootstrap: the card's places and the
-comparison places are resampled with replacement, independently, ``n_boot`` times. Every place's
-change takes one of few values (counts scaled by fixed window lengths), so a resample's mean is
-drawn exactly as a multinomial over those values — the same distribution as resampling the
-places one by one, in a few kilobytes whatever the number of places. Below ``min_places`` card
-places no interval is given.
+The confidence interval is a place-level percentile bootstrap: within each stratum the card's
+places and the comparison places are resampled with replacement, independently, ``n_boot``
+times. Every place's change takes one of few values (counts scaled by fixed window lengths), so
+a resample's mean is drawn exactly as a multinomial over those values — the same distribution as
+resampling the places one by one, in a few kilobytes whatever the number of places. Below
+``min_places`` card places no interval is given. On 200 random sets of real places with nothing
+done (20, 60 or 150 places, 45-day windows) the 95 % interval covered zero 91–95 % of the time.
+
+Caveat: a card's places are not a random sample. On the Q1 2021 cards with no roadmap at all
+(start 01.04.2021), 31 of 148 showed a significant change (18 down, 13 up; without the strata
+30 down and 5 up): clusters of places have their own dynamics. A verdict is a signal to look at,
+not a proof, and a roadmap should be judged on its own places and topics.
 
 The same is done for repeat appeals: an appeal is a repeat when its place had an appeal on the
 same topic in the ``repeat_days`` before it (looking back past the window's start).
@@ -42,6 +52,8 @@ __all__ = ["PER_DAYS", "REPEAT_DAYS", "Effect", "FollowUp", "Target", "card_topi
 
 PER_DAYS = 30  # rates are appeals per place per 30 days
 REPEAT_DAYS = 60  # an appeal repeats one at its place on its topic this many days before
+MATCH_BEFORE = (1, 2, 3, 5)  # strata of appeals before: 1 | 2 | 3–4 | 5+
+MIN_STRATUM = 10  # card and comparison places a stratum needs, else it joins its neighbour
 COORDINATE_DECIMALS = 3  # about 110 m north-south and 55 m east-west at St Petersburg
 
 
@@ -132,7 +144,8 @@ class FollowUp:
     appeals: Effect
     repeats: Effect
     level: float = 0.95
-    method: str = field(default="DiD of per-place rates, place-level bootstrap")
+    method: str = field(default="DiD of per-place rates within strata of appeals before, "
+                               "place-level bootstrap")
 
     # the appeals' effect, flat, as most readers want it
     @property
@@ -284,31 +297,78 @@ def _boot_means(values: np.ndarray, n_boot: int, rng: np.random.Generator) -> np
     return draws @ unique / len(values)
 
 
+def _strata(before: np.ndarray, edges: Sequence[int] | None) -> np.ndarray:
+    """Stratum of each place by its appeals before (``edges`` 1, 2, 3, 5: 1 | 2 | 3–4 | 5+)."""
+    if not edges:
+        return np.zeros(len(before), dtype=np.int64)
+    return np.searchsorted(np.asarray(edges), before, side="right")
+
+
+def _merge_strata(treated: np.ndarray, control: np.ndarray,
+                  min_places: int = MIN_STRATUM) -> np.ndarray:
+    """Merge adjacent strata until each has ``min_places`` card and comparison places.
+
+    Returns the merged group of each stratum level present in either group (sorted levels). A
+    percentile bootstrap of a handful of places is too narrow, so a small card is compared in one
+    stratum: a plain DiD.
+    """
+    levels = np.unique(np.concatenate([treated, control]))
+    n_treated = np.array([(treated == v).sum() for v in levels])
+    n_control = np.array([(control == v).sum() for v in levels])
+    group = np.zeros(len(levels), dtype=np.int64)
+    current, open_treated, open_control = 0, 0, 0
+    for i in range(len(levels)):
+        group[i] = current
+        open_treated, open_control = open_treated + n_treated[i], open_control + n_control[i]
+        if open_treated >= min_places and open_control >= min_places:
+            current, open_treated, open_control = current + 1, 0, 0
+    if (open_treated or open_control) and current > 0:  # a short tail joins the group before
+        group[group == current] = current - 1
+    return group
+
+
 def _effect(measure: str, before: np.ndarray, after: np.ndarray, treated: np.ndarray,
-            control: np.ndarray, windows: tuple[_Window, _Window], *, n_boot: int,
-            level: float, min_places: int, rng: np.random.Generator) -> Effect:
+            control: np.ndarray, strata: np.ndarray, windows: tuple[_Window, _Window], *,
+            n_boot: int, level: float, min_places: int, rng: np.random.Generator) -> Effect:
+    """DiD of per-place rates; the comparison reweighted to the card places' strata."""
     scale_before = PER_DAYS / windows[0].days
     scale_after = PER_DAYS / windows[1].days
     change = after * scale_after - before * scale_before
+    nan = float("nan")
+    n_treated = int(treated.sum())
+    weights, groups = np.zeros(0), []
+    if n_treated and control.any():
+        merged = _merge_strata(strata[treated], strata[control])
+        present = np.unique(strata[treated | control])
+        labels = merged[np.clip(np.searchsorted(present, strata), 0, len(present) - 1)]
+        levels, counts = np.unique(labels[treated], return_counts=True)
+        weights = counts / n_treated
+        groups = [(np.flatnonzero(treated & (labels == level_)),
+                   np.flatnonzero(control & (labels == level_))) for level_ in levels]
 
-    def mean(values: np.ndarray, group: np.ndarray) -> float:
-        return float(values[group].mean()) if group.any() else float("nan")
+    def weighted(values: np.ndarray, side: int) -> float:
+        if not len(groups):
+            return nan
+        return float(sum(w * values[g[side]].mean() for w, g in zip(weights, groups,
+                                                                    strict=True)))
 
-    estimate = mean(change, treated) - mean(change, control)
-    low = high = float("nan")
-    if treated.sum() >= min_places and control.sum() >= min_places and n_boot > 0:
-        boot = (_boot_means(change[treated], n_boot, rng)
-                - _boot_means(change[control], n_boot, rng))
+    estimate = weighted(change, 0) - weighted(change, 1) if len(groups) else nan
+    low = high = nan
+    if n_treated >= min_places and control.sum() >= min_places and n_boot > 0:
+        boot = np.zeros(n_boot)
+        for w, (t_rows, c_rows) in zip(weights, groups, strict=True):
+            boot += w * (_boot_means(change[t_rows], n_boot, rng)
+                         - _boot_means(change[c_rows], n_boot, rng))
         low, high = (float(q) for q in np.quantile(boot, [(1 - level) / 2, (1 + level) / 2]))
     return Effect(
         measure=measure, estimate=round(estimate, 4), ci_low=round(low, 4),
         ci_high=round(high, 4),
         treated_before=int(before[treated].sum()), treated_after=int(after[treated].sum()),
         control_before=int(before[control].sum()), control_after=int(after[control].sum()),
-        treated_rate_before=round(mean(before, treated) * scale_before, 4),
-        treated_rate_after=round(mean(after, treated) * scale_after, 4),
-        control_rate_before=round(mean(before, control) * scale_before, 4),
-        control_rate_after=round(mean(after, control) * scale_after, 4))
+        treated_rate_before=round(weighted(before, 0) * scale_before, 4),
+        treated_rate_after=round(weighted(after, 0) * scale_after, 4),
+        control_rate_before=round(weighted(before, 1) * scale_before, 4),
+        control_rate_after=round(weighted(after, 1) * scale_after, 4))
 
 
 def follow_up(
@@ -327,6 +387,7 @@ def follow_up(
     repeat_days: float = REPEAT_DAYS,
     min_before: int = 1,
     min_places: int = 5,
+    match_before: Sequence[int] | None = MATCH_BEFORE,
     n_boot: int = 2000,
     level: float = 0.95,
     seed: int = 0,
@@ -351,6 +412,8 @@ def follow_up(
             before.
         min_before: Appeals on the topics before that make a place count (for both groups).
         min_places: Fewest card and comparison places that get an interval.
+        match_before: Edges of the strata of appeals before within which card places are compared
+            (default 1 | 2 | 3–4 | 5+); ``None``: one stratum, a plain DiD.
         n_boot: Bootstrap resamples.
         level: Confidence level of the interval.
         seed: Seed of the bootstrap (results repeat for the same seed).
@@ -410,13 +473,15 @@ def follow_up(
         codes = place_index.get_indexer(pd.Index(target.places, dtype="string"))
         in_card[codes[codes >= 0]] = True
         eligible = before >= min_before
+        strata = _strata(before, match_before)
         treated, control = eligible & in_card, eligible & ~in_card
         options = {"n_boot": n_boot, "level": level, "min_places": min_places, "rng": rng}
         results.append(FollowUp(
             id=target.id, start=start_ts.date(), days=days, before_days=windows[0].days,
             after_days=windows[1].days, topics=target.topics, n_treated=int(treated.sum()),
             n_control=int(control.sum()), level=level,
-            appeals=_effect("appeals", before, after, treated, control, windows, **options),
-            repeats=_effect("repeats", before_rep, after_rep, treated, control, windows,
+            appeals=_effect("appeals", before, after, treated, control, strata, windows,
+                            **options),
+            repeats=_effect("repeats", before_rep, after_rep, treated, control, strata, windows,
                             **options)))
     return results

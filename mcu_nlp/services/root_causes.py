@@ -284,7 +284,8 @@ def write_root_cause_report(out: str | Path, *, since: date | None = None,
         summary["follow_up"] = {"start": follow_up_start.isoformat(), "days": follow_up_days,
                                 "method": "difference in differences of appeals per place per "
                                           "30 days, card places vs other places with appeals on "
-                                          "the same topics; place-level bootstrap 95 % interval"}
+                                          "the same topics, within strata of appeals before; "
+                                          "place-level bootstrap 95 % interval"}
     summary["root_causes"] = [card.to_dict() for card in cards]
     summary["period"] = {"since": str(since) if since else None,
                          "until": str(until) if until else None, "territory": territory}
