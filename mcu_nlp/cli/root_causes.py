@@ -69,12 +69,15 @@ def root_causes(
 
 
 def _effect_line(result: dict) -> str:
+    from mcu_nlp.root_causes.cards import count_ru
+
     def number(value: float | None) -> str:
         return "—" if value is None else f"{value:+.2f}"
 
     return (f"{number(result['estimate'])} обращений на место за 30 дней "
             f"[{number(result['ci_low'])}; {number(result['ci_high'])}], "
-            f"{result['n_treated']} мест против {result['n_control']} — {result['verdict']}")
+            f"{count_ru(result['n_treated'], 'место', 'места', 'мест')} против "
+            f"{count_ru(result['n_control'], 'места', 'мест', 'мест')} — {result['verdict']}")
 
 
 def register(app: typer.Typer) -> None:
