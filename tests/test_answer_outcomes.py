@@ -174,7 +174,8 @@ def test_hostile_input_gives_an_outcome(text: object) -> None:
 def test_html_answers_are_read_as_text() -> None:
     html = "<p>Уважаемый пользователь!</p><p>Проблема&nbsp;<b>устранена</b>.</p>"
     assert classify_answer(html).type == "done"
-    assert classify_answer("<div>Работы будут выполнены в срок до 30.05.2021</div>").type == "planned"
+    planned = "<div>Работы будут выполнены в срок до 30.05.2021</div>"
+    assert classify_answer(planned).type == "planned"
 
 
 def test_bytes_are_decoded() -> None:
