@@ -28,8 +28,12 @@ sentence; a sentence in the future tense («будут выполнены»), a 
 невыполнения … будет направлена в ГЖИ») or a negation («не устранено») does not count as
 done, and a conditional threat does not count as court action. The fired types are combined by
 a fixed precedence (:data:`PRECEDENCE`): a fix beats everything, and explicit obstacles
-(no access, a contractor's defect, enforcement) beat a bare promise. No learned model is used:
-on the hand-checked set (``tests/data/answer_outcomes.csv``) the rules alone meet the targets.
+(no access, a contractor's defect, enforcement) beat a bare promise.
+
+No learned model is used. A logistic regression on TF-IDF word 1-2-grams, trained on the weak
+labels of the 19 k distinct answers outside Q1 2021 and used where the rules say ``other``,
+left the accuracy on the hand-checked set (``tests/data/answer_outcomes.csv``, full answers)
+at 0.956 and lowered it on the 60 fresh answers (0.983 → 0.967); alone it reached 0.839.
 """
 
 from __future__ import annotations
