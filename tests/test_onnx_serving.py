@@ -269,6 +269,7 @@ def served_bundle(tiny_bert, task, tmp_path_factory, one_thread) -> tuple[Path, 
                                  truth=validation["category"].to_numpy(), never_route=(),
                                  target=0.9, level=0.9)
     assert info["check"]["passed"] and info["check"]["top1_agreement"] >= 0.95
+    assert info["check"]["single_vs_batch"]["rows"] == len(validation)
     assert info["export_check"]["fp32_max_abs_logit_diff"] < 1e-3
     assert info["fallback"]["model"] == "member_0"
     bundle = ModelBundle({"category": served_ensemble}, version="onnx-test",
@@ -388,3 +389,25 @@ def test_transformer_job_trains_checks_registers(tiny_bert, tmp_path, one_thread
     assert again.activated == again.comparison["wins"]
     assert registry.active_version() == ("tf-2" if again.activated else "tf-1")
     store.dispose()
+
+
+def test_transformer_job_trains_labels_in_parallel(tiny_bert, tmp_path):
+    """``jobs=2``: each label in its own process, then one bundle (torch weights carried)."""
+    from mcu_nlp.services.transformer_job import run_transformer_job
+
+    data = appeals(360, seed=4)
+    data["created_at"] = pd.date_range("2021-01-01", periods=len(data), freq="h")
+    data["heat"] = np.where(data["category"] == "Отопление", "да", "нет")
+    fit, validation, test = data.iloc[:200], data.iloc[200:260], data.iloc[260:]
+    report = run_transformer_job(
+        labels=["category", "heat"], version="tf-par", out_dir=tmp_path / "tf-par", fit=fit,
+        validation=validation, test=test, base_dir=tiny_bert, device="cpu", jobs=2,
+        transformer_params={"max_length": 32, "head_learning_rate": 5e-2, "seed": 0})
+    assert "labels trained 2 at a time" in report.notes
+    assert not report.registered
+    bundle = ModelBundle.load(tmp_path / "tf-par")
+    assert bundle.labels == ["category", "heat"] and set(bundle.fallbacks) == {"category", "heat"}
+    for label in ("category", "heat"):
+        assert bundle.metrics[label]["serving"]["check"]["passed"]
+        assert (tmp_path / "tf-par" / label / "member_1" / "torch" / "manifest.json").exists()
+    assert bundle.predict(test.iloc[:2])[0]["heat"].value in ("да", "нет")

@@ -16,8 +16,9 @@ ONNX run answers several requests (:class:`Coalescer`).
 
 :func:`agreement_report` compares the served model with the torch one on the validation part
 (top-1 agreement, and the auto-route threshold certified on each, with its coverage and realized
-precision); :func:`check_agreement` refuses a quantized model that loses more than
-:data:`MAX_COVERAGE_LOSS` of coverage at the guaranteed precision.
+precision, and how much a text's int8 scores move between a batch and a run of its own: dynamic
+quantization scales activations per run); :func:`check_agreement` refuses a quantized model that
+loses more than :data:`MAX_COVERAGE_LOSS` of coverage at the guaranteed precision.
 """
 
 from __future__ import annotations
@@ -336,6 +337,7 @@ class OnnxTransformerClassifier:
         self.export_report: dict[str, Any] = {}
         self.serving_check: dict[str, Any] = {}
         self.source_model: Any = None
+        self.source_dir: Path | None = None  # a saved torch model to carry along on save
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.inter_op_num_threads = 1
@@ -413,6 +415,8 @@ class OnnxTransformerClassifier:
                 shutil.copyfile(source, directory / name)
         if keep_torch and self.source_model is not None:
             self.source_model.save(directory / TORCH_DIR)
+        elif keep_torch and self.source_dir is not None and self.source_dir.exists():
+            shutil.copytree(self.source_dir, directory / TORCH_DIR)
         config = {
             "max_length": self.max_length, "prefix": self.prefix, "pad_id": self.pad_id,
             "temperature": self.temperature_, "buckets": list(self.buckets),
@@ -454,6 +458,8 @@ class OnnxTransformerClassifier:
                     coalesce=coalesce)
         model.export_report = dict(config.get("export") or {})
         model.serving_check = dict(config.get("serving_check") or {})
+        if (directory / TORCH_DIR / "manifest.json").exists():
+            model.source_dir = directory / TORCH_DIR
         return model
 
 
@@ -461,7 +467,8 @@ class OnnxTransformerClassifier:
 def agreement_report(reference: np.ndarray, served: np.ndarray, classes: Sequence[Any],
                      truth: Sequence[Any], *, never_route: Sequence[Any] = (),
                      target: float | None = None, level: float | None = None,
-                     max_coverage_loss: float = MAX_COVERAGE_LOSS) -> dict[str, Any]:
+                     max_coverage_loss: float = MAX_COVERAGE_LOSS,
+                     served_single: np.ndarray | None = None) -> dict[str, Any]:
     """How the served probabilities compare with the torch ones on labelled validation rows.
 
     Both get an auto-route threshold by the same guaranteed-precision procedure
@@ -469,6 +476,10 @@ def agreement_report(reference: np.ndarray, served: np.ndarray, classes: Sequenc
     largest probability difference, and for each its threshold, coverage and realized
     precision (of the routed validation rows), the served model's figures at the torch
     model's threshold, and whether the coverage lost stays within ``max_coverage_loss``.
+
+    ``served_single``: the served probabilities of the first rows scored one text per run.
+    int8 activations are scaled per ONNX run, so a text's probabilities move a little with its
+    batch neighbours; the report says how much, and how many routing decisions it changes.
     """
     from mcu_nlp.evaluation.certify import CONFIDENCE_LEVEL, TARGET_PRECISION, certify_model
 
@@ -492,10 +503,24 @@ def agreement_report(reference: np.ndarray, served: np.ndarray, classes: Sequenc
                 "accuracy": round(float(right.mean()), 6)}, cert
 
     ref_figures, ref_cert = figures(reference)
-    served_figures, _ = figures(served)
+    served_figures, served_cert = figures(served)
     at_ref = ref_cert.routed_mask(served, classes_arr)
     served_right = classes_arr[served.argmax(axis=1)] == truth_arr
     loss = ref_figures["coverage"] - served_figures["coverage"]
+    consistency = None
+    if served_single is not None and len(served_single):
+        n = len(served_single)
+        batch = served[:n]
+        changed = (served_cert.routed_mask(batch, classes_arr)
+                   != served_cert.routed_mask(served_single, classes_arr))
+        consistency = {
+            "rows": n,
+            "top1_agreement": round(float((batch.argmax(1)
+                                           == served_single.argmax(1)).mean()), 6),
+            "max_abs_proba_diff": round(float(np.abs(batch - served_single).max()), 6),
+            "mean_abs_confidence_diff": round(float(np.abs(batch.max(1)
+                                                           - served_single.max(1)).mean()), 6),
+            "routing_decisions_changed": int(changed.sum())}
     return {
         "rows": len(truth_arr), "target_precision": target, "confidence": level,
         "top1_agreement": round(float((reference.argmax(1) == served.argmax(1)).mean()), 6),
@@ -508,6 +533,7 @@ def agreement_report(reference: np.ndarray, served: np.ndarray, classes: Sequenc
                                    if at_ref.any() else None)},
         "coverage_loss": round(float(loss), 6), "max_coverage_loss": max_coverage_loss,
         "passed": bool(loss <= max_coverage_loss + 1e-12),
+        "single_vs_batch": consistency,
     }
 
 

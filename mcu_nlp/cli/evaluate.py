@@ -152,6 +152,8 @@ def register(app: typer.Typer) -> None:
             "auto", "--activate",
             help="With --register: never, auto (when it wins against the active version on the "
             "test part) or always."),
+        jobs: int = typer.Option(
+            1, "--jobs", help="Transformer recipes: labels trained at once (own processes)."),
     ) -> None:
         """Train a model version (a classifier per label + thresholds) on the train part.
 
@@ -164,7 +166,7 @@ def register(app: typer.Typer) -> None:
         if model in ("transformer", "transformer-ensemble"):
             _train_transformer(dataset, labels.split(","), version, out, model, time_budget,
                                device, quantize, True if register is None else register,
-                               activate)
+                               activate, jobs)
             return
         from mcu_nlp.services.training import train_reference_bundle
 
@@ -197,7 +199,7 @@ def register(app: typer.Typer) -> None:
 
 def _train_transformer(dataset: str, labels: list[str], version: str | None, out: Path | None,
                        recipe: str, time_budget: float | None, device: str | None,
-                       quantize: bool, register: bool, activate: str) -> None:
+                       quantize: bool, register: bool, activate: str, jobs: int) -> None:
     from mcu_nlp.classifiers.onnx_serving import ServingCheckError
     from mcu_nlp.services.transformer_job import train_reference_transformer
 
@@ -205,7 +207,7 @@ def _train_transformer(dataset: str, labels: list[str], version: str | None, out
         report = train_reference_transformer(
             dataset=dataset, labels=labels, version=version, out=out, recipe=recipe,
             time_budget_s=time_budget, device=device, quantize=quantize, register=register,
-            activate=activate, console=console)  # type: ignore[arg-type]
+            activate=activate, console=console, jobs=jobs)  # type: ignore[arg-type]
     except (ServingCheckError, ValueError, FileNotFoundError, ImportError) as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc

@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 RECIPES = ("transformer", "transformer-ensemble")
 Activation = Literal["never", "auto", "always"]
 EXPORT_CHECK_ROWS = 256  # validation texts on which the fp32 and int8 graphs meet the torch model
+SINGLE_CHECK_ROWS = 300  # validation texts also scored one per run (int8 batch dependence)
 # Training settings per mode (the GPU ones are those of models/transformer_e5.md, run 2).
 CUDA_PARAMS = {"epochs": 3, "batch_size": 64, "learning_rate": 1e-4, "head_learning_rate": 2e-3,
                "patience": 1}
@@ -148,9 +149,11 @@ def onnx_serving_hook(work_dir: str | Path, *, quantize: bool = True,
         started = time.perf_counter()
         served_proba = served.predict_proba(validation_part)
         info["served_validation_seconds"] = round(time.perf_counter() - started, 1)
+        single = np.vstack([served.predict_proba(validation_part.iloc[i:i + 1])
+                            for i in range(min(SINGLE_CHECK_ROWS, len(validation_part)))])
         report = agreement_report(reference, served_proba, classifier.classes_, truth,
                                   never_route=never_route, target=target, level=level,
-                                  max_coverage_loss=max_coverage_loss)
+                                  max_coverage_loss=max_coverage_loss, served_single=single)
         info["check"] = report
         for member in members:
             member.serving_check = {**report, "export_check": info["export_check"]}
@@ -212,6 +215,7 @@ def run_transformer_job(
     registry: Any = None,
     activate: Activation = "auto",
     console: Any = None,
+    jobs: int = 1,
 ) -> TransformerJobReport:
     """Build e5 if needed, train, blend, export, check, certify, evaluate, register.
 
@@ -232,6 +236,10 @@ def run_transformer_job(
         registry: A :class:`~mcu_nlp.services.models.ModelRegistry`; ``None``: not registered.
         activate: ``never``, ``always``, or ``auto`` (when it wins against the active version).
         console: A rich console for progress bars (``None``: log lines only).
+        jobs: Labels trained at once, each in its own process (CPU threads shared out; one GPU
+            shared): the sparse fits, single-threaded, no longer run one after another. Log
+            lines instead of progress bars. A frozen-encoder head gains nothing from it (each
+            process computes the encoder features again).
     """
     from mcu_nlp.classifiers.transformer import training_progress
     from mcu_nlp.services.training import train_bundle
@@ -254,10 +262,16 @@ def run_transformer_job(
     hook = onnx_serving_hook(work, quantize=quantize, on_step=progress.step)
     started = time.perf_counter()
     try:
-        with progress, training_progress(progress.advance):
-            bundle = train_bundle(fit, labels=labels, version=version, out_dir=out_dir,
-                                  validation_frame=validation, test_frame=test, model=recipe,
-                                  transformer_params=params, prepare_serving=hook)
+        if jobs > 1 and len(labels) > 1:
+            bundle = _train_in_parallel(
+                fit, validation, test, labels=list(labels), version=version, out_dir=out_dir,
+                recipe=recipe, params=params, quantize=quantize, work=work, jobs=jobs)
+            notes.append(f"labels trained {min(jobs, len(labels))} at a time")
+        else:
+            with progress, training_progress(progress.advance):
+                bundle = train_bundle(fit, labels=labels, version=version, out_dir=out_dir,
+                                      validation_frame=validation, test_frame=test, model=recipe,
+                                      transformer_params=params, prepare_serving=hook)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     seconds["train_export_check_evaluate"] = round(time.perf_counter() - started, 1)
@@ -273,6 +287,62 @@ def run_transformer_job(
     report.compared_with, report.comparison = outcome["compared_with"], outcome["comparison"]
     notes.extend(outcome["notes"])
     return report
+
+
+def _train_one_label(task: dict[str, Any]) -> str:
+    """One label's bundle, in a process of its own (see ``jobs``)."""
+    import logging as _logging
+
+    _logging.basicConfig(level=_logging.INFO, format="%(asctime)s %(processName)s %(message)s")
+    threads = task["threads"]
+    import torch
+
+    torch.set_num_threads(threads)
+    from mcu_nlp.services.training import train_bundle
+
+    label, work = task["label"], Path(task["work"])
+    hook = onnx_serving_hook(work / "onnx", quantize=task["quantize"], threads=threads)
+    train_bundle(task["fit"], labels=[label], version=task["version"], out_dir=work / "bundle",
+                 validation_frame=task["validation"], test_frame=task["test"],
+                 model=task["recipe"], transformer_params=task["params"],
+                 prepare_serving=hook)
+    return str(work / "bundle")
+
+
+def _train_in_parallel(fit: pd.DataFrame, validation: pd.DataFrame, test: pd.DataFrame | None,
+                       *, labels: list[str], version: str, out_dir: Path, recipe: str,
+                       params: dict[str, Any], quantize: bool, work: Path, jobs: int) -> Any:
+    import multiprocessing as mp
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    from mcu_nlp.classifiers.bundle import ModelBundle
+    from mcu_nlp.services.training import DEFAULT_CONTEXT
+
+    workers = min(jobs, len(labels))
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    keep = ["text", "created_at", "channel", *DEFAULT_CONTEXT, *labels]
+
+    def columns(frame: pd.DataFrame | None) -> pd.DataFrame | None:
+        return None if frame is None else frame[[c for c in keep if c in frame.columns]]
+
+    tasks = [{"label": label, "work": str(work / _safe(label)), "threads": threads,
+              "quantize": quantize, "fit": columns(fit), "validation": columns(validation),
+              "test": columns(test), "version": version, "recipe": recipe, "params": params}
+             for label in labels]
+    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
+        paths = dict(zip(labels, pool.map(_train_one_label, tasks), strict=True))
+    parts = {label: ModelBundle.load(path) for label, path in paths.items()}
+    ModelBundle(
+        {label: parts[label].models[label] for label in labels}, version=version,
+        thresholds={label: parts[label].thresholds[label] for label in labels},
+        class_thresholds={label: parts[label].class_thresholds.get(label, {})
+                          for label in labels},
+        metrics={label: parts[label].metrics[label] for label in labels},
+        fallbacks={label: parts[label].fallbacks[label] for label in labels
+                   if label in parts[label].fallbacks},
+    ).save(out_dir)
+    return ModelBundle.load(out_dir)
 
 
 def register_version(registry: Any, bundle: Any, path: Path, metrics: dict[str, Any],
@@ -381,6 +451,7 @@ def train_reference_transformer(
     activate: Activation = "auto",
     console: Any = None,
     store_url: str | None = None,
+    jobs: int = 1,
 ) -> TransformerJobReport:
     """:func:`run_transformer_job` on the reference data set's protocol (``EVAL.md``).
 
@@ -412,4 +483,4 @@ def train_reference_transformer(
                                fit=split.fit, validation=split.validation, test=split.test,
                                recipe=recipe, base_dir=base_dir, time_budget_s=time_budget_s,
                                device=device, quantize=quantize, registry=registry,
-                               activate=activate, console=console)
+                               activate=activate, console=console, jobs=jobs)
