@@ -27,6 +27,7 @@ from scipy.stats import chi2_contingency
 from mcu_nlp.root_causes.places import places_of
 
 if TYPE_CHECKING:
+    from mcu_nlp.root_causes.evidence import Evidence
     from mcu_nlp.root_causes.follow_up import FollowUp
 
 OUTLIER = -1
@@ -171,6 +172,9 @@ class RootCause:
     breakdown: list[dict[str, Any]] = field(default_factory=list)
     place_keys: list[str] = field(default_factory=list, repr=False)  # buildings, for follow-ups
     follow_up: FollowUp | None = None
+    # evidence from the answers (issue #15): recurrence, outcome mix, failed fixes, plans, refusals
+    evidence: Evidence | None = None
+    rank: int | None = None  # by recurrence (see mcu_nlp.root_causes.evidence.RANK_BASIS)
 
     @property
     def description(self) -> str:
@@ -194,7 +198,7 @@ class RootCause:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data (the earlier fields unchanged, the new ones added)."""
-        skip = {"trend", "scope", "responsible", "place_keys", "follow_up"}
+        skip = {"trend", "scope", "responsible", "place_keys", "follow_up", "evidence"}
         # no asdict of the whole card: it would deep-copy the follow-up, which has its own to_dict
         data = {f.name: copy.deepcopy(getattr(self, f.name)) for f in fields(self)
                 if f.name not in skip}
@@ -216,6 +220,16 @@ class RootCause:
             "label": self.responsible.label}
         data["n_place_keys"] = len(self.place_keys)
         data["follow_up"] = self.follow_up.to_dict() if self.follow_up is not None else None
+        evidence = self.evidence.to_dict() if self.evidence is not None else {}
+        for name in ("recurrence", "outcomes", "fixes_not_holding", "planned_not_arrived",
+                     "out_of_competence", "answer_examples"):
+            data[name] = copy.deepcopy(evidence.get(name))
+        if self.rank is not None:
+            from mcu_nlp.root_causes.evidence import RANK_BASIS
+
+            data["rank_basis"] = RANK_BASIS
+        else:
+            data["rank_basis"] = None
         return data
 
 

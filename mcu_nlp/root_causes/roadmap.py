@@ -10,32 +10,41 @@ from __future__ import annotations
 import base64
 import html
 import io
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 
 from mcu_nlp.root_causes.cards import RootCause
 
 
 @dataclass(slots=True)
 class RoadmapStage:
-    """One stage of a roadmap."""
+    """One stage of a roadmap: what, who, by when, and the measurable target."""
 
     name: str
     owner: str
     deadline: date
-    result: str
+    result: str  # the target, as the earlier roadmaps called it
+    target: str = ""
+    basis: str = ""  # the evidence the stage rests on
+    proposal: str | None = None  # a curator rule proposal (routing stages)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: title, owner, due date, target, basis, proposal."""
+        return {"title": self.name, "owner": self.owner, "due": self.deadline.isoformat(),
+                "target": self.target or self.result, "basis": self.basis,
+                "proposal": self.proposal}
 
 
-# (stage, working days from the start, expected result); owners default to the department
-_STAGE_TEMPLATE = (
-    ("Обследование мест и подтверждение причины", 5, "Акт обследования, перечень адресов"),
-    ("Устранение текущих нарушений по обращениям", 15, "Ответы заявителям, фотофиксация"),
-    ("План работ по устранению первопричины", 25, "Утверждённый план, сроки и ресурсы"),
-    ("Выполнение работ по плану", 60, "Работы приняты"),
-    ("Контроль повторных обращений", 80, "Доля повторных обращений снижена"),
-)
+# working days from the start per kind of stage
+_DAYS = {"inspection": 10, "contractors": 20, "programme": 30, "routing": 10, "fix": 20,
+         "monitoring": 65}
+MONITORING_DAYS = 90
+GENERIC_NOTE = ("Доказательств по ответам нет (нет хронических мест, повторов после «выполнено», "
+                "переносов в программы и отказов «не в компетенции»): короткий общий план.")
 
 
 def _add_working_days(start: date, n: int) -> date:
@@ -45,11 +54,96 @@ def _add_working_days(start: date, n: int) -> date:
     return result.date() if isinstance(result, datetime) else result
 
 
+def roadmap_basis(card: RootCause) -> str:
+    """«evidence» when the stages follow the card's evidence, «generic» otherwise."""
+    return "evidence" if card.evidence is not None and card.evidence.has_any else "generic"
+
+
+def _percent(share: float) -> str:
+    return f"{share * 100:.0f} %" if share * 100 >= 10 else f"{share * 100:.1f} %"
+
+
 def suggest_stages(card: RootCause, start: date) -> list[RoadmapStage]:
-    """The default stages with the card's responsible body as owner and working-day deadlines."""
+    """Stages that follow the card's evidence, each with an owner, a due date and a target.
+
+    Chronic places → inspection of those addresses; «done» answers followed by repeats →
+    contractor control by the departments named; «planned» answers whose place had a later
+    appeal → inclusion in the named programme by a date; refusals «не в компетенции» → a
+    routing fix with a curator rule proposal. A stage appears only where its evidence exists,
+    and the plan always ends with monitoring (the card's follow-up). A card without evidence
+    gets a short generic plan (:data:`GENERIC_NOTE`).
+    """
+    from mcu_nlp.root_causes.cards import count_ru
+
     owner = _owner(card)
-    return [RoadmapStage(name, owner, _add_working_days(start, days), result)
-            for name, days, result in _STAGE_TEMPLATE]
+    stages: list[RoadmapStage] = []
+    evidence = card.evidence
+    rec = evidence.recurrence if evidence is not None else {}
+
+    def add(kind: str, name: str, who: str, target: str, basis: str,
+            proposal: str | None = None) -> None:
+        stages.append(RoadmapStage(name, who, _add_working_days(start, _DAYS[kind]), target,
+                                   target, basis, proposal))
+
+    if evidence is not None and evidence.has_any:
+        chronic = rec.get("chronic_places") or []
+        if chronic:
+            n = int(rec.get("chronic_places_total", len(chronic)))
+            repeats = sum(p["repeats"] for p in chronic)
+            places = count_ru(n, "адресу", "адресам", "адресам")
+            addresses = count_ru(n, "адреса", "адресов", "адресов")
+            add("inspection", f"Комиссионное обследование {addresses} с хроническими повторами",
+                owner,
+                f"повторные обращения по {places} −50 % за {MONITORING_DAYS} дней",
+                f"{n} мест с ≥ 3 обращениями по одной теме; в первых {len(chronic)}: "
+                f"{repeats} повторов; чаще всего: {chronic[0]['place']} "
+                f"({chronic[0]['appeals']})")
+        if evidence.fixes_not_holding:
+            share = float(rec.get("done_not_held_share", 0.0))
+            names = [f["department"] for f in evidence.fixes_not_holding[:3]]
+            failed = sum(f["not_held"] for f in evidence.fixes_not_holding)
+            add("contractors", "Контроль подрядчиков: приёмка работ с фотофиксацией и "
+                "повторный выезд через 30 дней", "; ".join(names),
+                f"доля повторов после ответа «выполнено» с {_percent(share)} до "
+                f"≤ {_percent(share / 2)} за {MONITORING_DAYS} дней",
+                f"{failed} ответов «выполнено» из {rec.get('done_answers', 0)} с повтором "
+                f"в течение {rec.get('window_days', 60):g} дней")
+        if evidence.planned_not_arrived:
+            plans = Counter((p["programme"] or "адресная программа", p["planned_year"])
+                            for p in evidence.planned_not_arrived)
+            (programme, year), _ = plans.most_common(1)[0]
+            n_places = len({p["place"] for p in evidence.planned_not_arrived})
+            due = _add_working_days(start, _DAYS["programme"])
+            when = f" {year}" if year else ""
+            add("programme", f"Включение адресов в программу «{programme}»{when} с датой работ",
+                owner, f"включить {count_ru(n_places, 'адрес', 'адреса', 'адресов')} в "
+                f"программу «{programme}»{when} до {due:%d.%m.%Y}",
+                f"{len(evidence.planned_not_arrived)} ответов «запланировано», после которых по "
+                "тому же месту и теме было новое обращение")
+        refusal = evidence.out_of_competence
+        if refusal and refusal.get("topic"):
+            route_to = refusal.get("route_to")
+            add("routing", f"Исправление маршрутизации темы «{refusal['topic']}»",
+                "МЦУ (куратор правил маршрутизации)" + (f", {route_to}" if route_to else ""),
+                f"правило маршрутизации для темы «{refusal['topic']}»: отказов «не в "
+                "компетенции» 0 за 60 дней",
+                f"{refusal['count']} отказов «не в компетенции»", refusal.get("proposal"))
+    else:
+        add("inspection", "Обследование мест и подтверждение причины", owner,
+            "акт обследования, перечень адресов", GENERIC_NOTE)
+        add("fix", "Устранение нарушений по обращениям и план работ", owner,
+            "ответы заявителям с фотофиксацией; утверждённый план работ", GENERIC_NOTE)
+    stages.sort(key=lambda stage: stage.deadline)
+    baseline = rec.get("repeats")
+    monitoring_target = (f"повторные обращения по теме −50 % за {MONITORING_DAYS} дней "
+                         f"(сейчас {baseline}); оценка «разность разностей» "
+                         "(mcu-nlp root-causes --follow-up)" if baseline
+                         else "обращения по теме не растут; оценка «разность разностей» "
+                              "(mcu-nlp root-causes --follow-up)")
+    basis = card.follow_up.summary_ru() if card.follow_up is not None else \
+        "сравнение с сопоставимыми местами до и после старта"
+    add("monitoring", "Мониторинг результата", owner, monitoring_target, basis)
+    return stages
 
 
 def _owner(card: RootCause) -> str:
@@ -101,6 +195,59 @@ def _facts(card: RootCause) -> list[tuple[str, str]]:
     ]
     if card.follow_up is not None:
         facts.append((f"Результат с {card.follow_up.start:%d.%m.%Y}", card.follow_up.summary_ru()))
+    return facts + _evidence_facts(card)
+
+
+def _answer_examples(card: RootCause) -> list[str]:
+    if card.evidence is None:
+        return []
+    return [f"«{e['outcome']}»" + (f" ({e['note']})" if e.get("note") else "") + f": {e['text']}"
+            for e in card.evidence.answer_examples]
+
+
+def _evidence_facts(card: RootCause) -> list[tuple[str, str]]:
+    """The recurrence and outcome evidence as (key, value) rows."""
+    from mcu_nlp.root_causes.evidence import RANK_BASIS
+
+    evidence = card.evidence
+    if evidence is None:
+        return []
+    rec = evidence.recurrence
+    facts = []
+    if card.rank is not None:
+        facts.append(("Место в рейтинге", f"№ {card.rank} — по: {RANK_BASIS}"))
+    if rec:
+        facts.append(("Повторы", (
+            f"{rec['appeals_at_repeat_places']} из {rec['appeals']} обращений — в местах с "
+            f"повторами ({rec['places_with_repeats']} мест); повторов {rec['repeats']}; после "
+            f"ответа «выполнено» — {rec['repeats_after_done']} "
+            f"({rec['reopened_share']:.1%} обращений); ответов «выполнено» с повтором в "
+            f"течение {rec['window_days']:g} дней: {rec['done_not_held']} из "
+            f"{rec['done_answers']} ({rec['done_not_held_share']:.0%})")))
+        for place in rec.get("chronic_places", [])[:3]:
+            history = ", ".join(
+                f"{e['created_at'][8:10]}.{e['created_at'][5:7]} {e['outcome']}"
+                + (" (повтор после «выполнено»)" if e["after_fix"] else "")
+                for e in place["history"])
+            facts.append(("Хроническое место", f"{place['place']} — {place['topic']}: "
+                          f"{place['appeals']} обращений; {history}"))
+    if evidence.outcomes:
+        facts.append(("Ответы", "; ".join(f"{o['label_ru']} {o['count']} ({o['share']:.0%})"
+                                          for o in evidence.outcomes)))
+    if evidence.fixes_not_holding:
+        facts.append(("Исправления не держатся", "; ".join(
+            f"{f['department']}: {f['not_held']} из {f['done_answers']} «выполнено»"
+            for f in evidence.fixes_not_holding[:3])))
+    if evidence.planned_not_arrived:
+        facts.append(("Запланировано, но повтор", "; ".join(
+            f"{p['place']} — {p['programme'] or 'программа не названа'}"
+            + (f" {p['planned_year']}" if p["planned_year"] else "")
+            + f" (ответ {p['answered_at'] or '—'}, повтор {p['repeat_at']})"
+            for p in evidence.planned_not_arrived[:3])))
+    refusal = evidence.out_of_competence
+    if refusal:
+        facts.append(("Не в компетенции", f"{refusal['count']} отказов; "
+                      + (refusal.get("proposal") or "")))
     return facts
 
 
@@ -131,16 +278,26 @@ def write_docx(cards: Sequence[RootCause], path: str | Path, *, start: date | No
         document.add_heading("Примеры сообщений", level=2)
         for example in card.examples:
             document.add_paragraph(example, style="List Bullet")
+        answers = _answer_examples(card)
+        if answers:
+            document.add_heading("Примеры ответов", level=2)
+            for example in answers:
+                document.add_paragraph(example, style="List Bullet")
         document.add_heading("Этапы", level=2)
-        stages = document.add_table(rows=1, cols=4)
+        if roadmap_basis(card) == "generic":
+            document.add_paragraph(GENERIC_NOTE)
+        stages = document.add_table(rows=1, cols=5)
         stages.style = "Table Grid"
-        for cell, name in zip(stages.rows[0].cells, ("Этап", "Ответственный", "Срок", "Результат"),
+        for cell, name in zip(stages.rows[0].cells,
+                              ("Этап", "Ответственный", "Срок", "Целевой показатель", "Основание"),
                               strict=True):
             cell.text = name
         for stage in suggest_stages(card, start):
             cells = stages.add_row().cells
             cells[0].text, cells[1].text = stage.name, stage.owner
             cells[2].text, cells[3].text = f"{stage.deadline:%d.%m.%Y}", stage.result
+            cells[4].text = stage.basis + (f" Предложение правила: {stage.proposal}"
+                                           if stage.proposal else "")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     document.save(str(path))
@@ -166,13 +323,24 @@ def render_html(cards: Sequence[RootCause], *, start: date | None = None) -> str
                      f"src='data:image/png;base64,{chart}'>")
         parts.append("<h3>Примеры сообщений</h3><ul>")
         parts += [f"<li>{esc(example)}</li>" for example in card.examples]
-        parts.append("</ul><h3>Этапы</h3><table><tr><th>Этап</th><th>Ответственный</th>"
-                     "<th>Срок</th><th>Результат</th></tr>")
+        parts.append("</ul>")
+        answers = _answer_examples(card)
+        if answers:
+            parts.append("<h3>Примеры ответов</h3><ul>")
+            parts += [f"<li>{esc(example)}</li>" for example in answers]
+            parts.append("</ul>")
+        parts.append("<h3>Этапы</h3>")
+        if roadmap_basis(card) == "generic":
+            parts.append(f"<p>{esc(GENERIC_NOTE)}</p>")
+        parts.append("<table><tr><th>Этап</th><th>Ответственный</th>"
+                     "<th>Срок</th><th>Целевой показатель</th><th>Основание</th></tr>")
         for stage in suggest_stages(card, start):
+            proposal = (f"<br><b>Предложение правила:</b> {esc(stage.proposal)}"
+                        if stage.proposal else "")
             parts.append(f"<tr><td>{esc(stage.name)}</td><td contenteditable='true'>"
                          f"{esc(stage.owner)}</td><td contenteditable='true'>"
                          f"{stage.deadline:%d.%m.%Y}</td><td contenteditable='true'>"
-                         f"{esc(stage.result)}</td></tr>")
+                         f"{esc(stage.result)}</td><td>{esc(stage.basis)}{proposal}</td></tr>")
         parts.append("</table></section>")
     parts.append("</body></html>")
     return "\n".join(parts)

@@ -24,6 +24,7 @@ import pandas as pd
 from mcu_nlp.embeddings import Usem3Embedder
 from mcu_nlp.incidents import IncidentMerger, summarize_incidents
 from mcu_nlp.root_causes.cards import RootCause, build_cards
+from mcu_nlp.root_causes.evidence import RANK_BASIS, attach_evidence, rank_cards
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ class RootCauseAnalysis:
     def summary(self) -> dict[str, Any]:
         """Totals and the card list, JSON-ready."""
         return {"n_appeals": self.n_appeals, "n_root_causes": len(self.cards),
-                "outlier_share": round(self.outlier_share, 4),
+                "outlier_share": round(self.outlier_share, 4), "rank_basis": RANK_BASIS,
                 "root_causes": [_brief(card) for card in self.cards]}
 
 
@@ -135,13 +136,18 @@ def analyze_root_causes(frame: pd.DataFrame, *, embedder: Any = None, random_sta
                            min_cluster_size=min_cluster_size, **model_params)
     topics = model.fit_predict(texts, embeddings=embeddings)
     group_column = label_column(frame, DEPARTMENT_GROUP_LABELS)
+    topic_column = label_column(frame, TOPIC_LABELS)
+    department_column = label_column(frame, DEPARTMENT_LABELS)
     cards = build_cards(frame, topics, model.topic_words_, embeddings,
-                        topic_column=label_column(frame, TOPIC_LABELS),
-                        department_column=label_column(frame, DEPARTMENT_LABELS),
+                        topic_column=topic_column,
+                        department_column=department_column,
                         department_group_column=group_column,
                         department_groups=None if group_column else department_groups(),
                         address_column="address", territory_column="territory",
                         random_state=random_state)
+    # evidence from the official answers: classified once, one recurrence table for the frame
+    cards = rank_cards(attach_evidence(cards, frame, topics, topic_col=topic_column,
+                                       department_col=department_column))
     return RootCauseAnalysis(cards=cards, n_appeals=len(frame),
                              outlier_share=model.outlier_share_, topics=topics, frame=frame)
 
@@ -210,7 +216,7 @@ def get_root_cause(root_cause_id: int, *, since: date | None = None, until: date
     """One full card with weekly counts, or ``None`` (``GET /v1/root-causes/{id}``)."""
     for card in _analysis(data, since, until, territory).cards:
         if card.id == root_cause_id:
-            return card.to_dict()
+            return card_with_roadmap(card, until or card.last_seen.date())
     return None
 
 
@@ -245,6 +251,16 @@ def list_incidents(*, since: date | None = None, until: date | None = None,
     return {"n_appeals": len(frame), "n_incidents": int((sizes >= min_size).sum()),
             "n_merged_appeals": int(sizes[sizes >= min_size].sum()),
             "incidents": [incident.to_dict() for incident in incidents]}
+
+
+def card_with_roadmap(card: RootCause, start: date) -> dict[str, Any]:
+    """A card's JSON with its evidence-driven ``roadmap`` (stages with owner, due date, target)."""
+    from mcu_nlp.root_causes.roadmap import roadmap_basis, suggest_stages
+
+    data = card.to_dict()
+    data["roadmap"] = {"start": start.isoformat(), "basis": roadmap_basis(card),
+                       "stages": [stage.to_dict() for stage in suggest_stages(card, start)]}
+    return data
 
 
 def write_root_cause_report(out: str | Path, *, since: date | None = None,
@@ -286,15 +302,16 @@ def write_root_cause_report(out: str | Path, *, since: date | None = None,
                                           "30 days, card places vs other places with appeals on "
                                           "the same topics, within strata of appeals before; "
                                           "place-level bootstrap 95 % interval"}
-    summary["root_causes"] = [card.to_dict() for card in cards]
+    start = roadmap_start or follow_up_start or until or date.today()
+    if isinstance(start, datetime):
+        start = start.date()
+    summary["roadmap_start"] = start.isoformat()
+    summary["root_causes"] = [card_with_roadmap(card, start) for card in cards]
     summary["period"] = {"since": str(since) if since else None,
                          "until": str(until) if until else None, "territory": territory}
     json_path = out / "root_causes.json"
     json_path.write_text(json.dumps(summary, ensure_ascii=False, indent=1, default=str),
                          encoding="utf-8")
     chosen = cards[:top]
-    start = roadmap_start or follow_up_start or until or date.today()
-    if isinstance(start, datetime):
-        start = start.date()
     return {"json": json_path, "docx": write_docx(chosen, out / "roadmap.docx", start=start),
             "html": write_html(chosen, out / "roadmap.html", start=start)}
