@@ -57,10 +57,17 @@ def root_causes(
     summary = json.loads(paths["json"].read_text(encoding="utf-8"))
     typer.echo(f"{summary['n_appeals']} appeals, {summary['n_root_causes']} root causes, "
                f"{summary['outlier_share']:.1%} unassigned")
+    if summary.get("rank_basis"):
+        typer.echo(f"порядок: {summary['rank_basis']}")
     for card in summary["root_causes"][:top]:
         trend = card["trend"]
         typer.echo(f"  #{card['id']:>3} {card['size']:>6}  {trend['label_ru']:<10} {card['title']}")
         typer.echo(f"{'':>20}ответственный: {card['responsible']['label']}")
+        recurrence = card.get("recurrence")
+        if recurrence:
+            typer.echo(f"{'':>20}повторы: {recurrence['repeats']}, после «выполнено»: "
+                       f"{recurrence['repeats_after_done']} ({recurrence['reopened_share']:.1%}); "
+                       f"этапы: {len(card['roadmap']['stages'])} ({card['roadmap']['basis']})")
         result = card.get("follow_up")
         if result:
             typer.echo(f"{'':>20}результат: {_effect_line(result)}")

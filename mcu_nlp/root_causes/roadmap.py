@@ -44,7 +44,8 @@ _DAYS = {"inspection": 10, "contractors": 20, "programme": 30, "routing": 10, "f
          "monitoring": 65}
 MONITORING_DAYS = 90
 GENERIC_NOTE = ("Доказательств по ответам нет (нет хронических мест, повторов после «выполнено», "
-                "переносов в программы и отказов «не в компетенции»): короткий общий план.")
+                "переносов в программы и заметной доли отказов «не в компетенции»): короткий "
+                "общий план.")
 
 
 def _add_working_days(start: date, n: int) -> date:
@@ -54,9 +55,39 @@ def _add_working_days(start: date, n: int) -> date:
     return result.date() if isinstance(result, datetime) else result
 
 
+MIN_REFUSALS = 3  # refusals «не в компетенции» that call for a routing fix …
+MIN_REFUSAL_SHARE = 0.01  # … and their share of the card's answers
+MIN_NOT_HELD = 3  # «done» answers followed by a repeat that call for contractor control
+
+
+def evidence_kinds(card: RootCause) -> set[str]:
+    """The stages the card's evidence calls for: chronic, contractors, programme, routing.
+
+    Noise does not make a stage: a routing fix needs ≥ 3 refusals making ≥ 1 % of the
+    answers, contractor control ≥ 3 «done» answers followed by a repeat.
+    """
+    evidence = card.evidence
+    if evidence is None:
+        return set()
+    rec = evidence.recurrence
+    kinds = set()
+    if rec.get("chronic_places"):
+        kinds.add("chronic")
+    if sum(f["not_held"] for f in evidence.fixes_not_holding) >= MIN_NOT_HELD:
+        kinds.add("contractors")
+    if evidence.planned_not_arrived:
+        kinds.add("programme")
+    refusal = evidence.out_of_competence
+    answered = sum(o["count"] for o in evidence.outcomes)
+    if refusal and refusal.get("topic") and refusal["count"] >= MIN_REFUSALS \
+            and refusal["count"] >= MIN_REFUSAL_SHARE * answered:
+        kinds.add("routing")
+    return kinds
+
+
 def roadmap_basis(card: RootCause) -> str:
     """«evidence» when the stages follow the card's evidence, «generic» otherwise."""
-    return "evidence" if card.evidence is not None and card.evidence.has_any else "generic"
+    return "evidence" if evidence_kinds(card) else "generic"
 
 
 def _percent(share: float) -> str:
@@ -85,9 +116,10 @@ def suggest_stages(card: RootCause, start: date) -> list[RoadmapStage]:
         stages.append(RoadmapStage(name, who, _add_working_days(start, _DAYS[kind]), target,
                                    target, basis, proposal))
 
-    if evidence is not None and evidence.has_any:
+    kinds = evidence_kinds(card)
+    if evidence is not None and kinds:
         chronic = rec.get("chronic_places") or []
-        if chronic:
+        if "chronic" in kinds:
             n = int(rec.get("chronic_places_total", len(chronic)))
             repeats = sum(p["repeats"] for p in chronic)
             places = count_ru(n, "адресу", "адресам", "адресам")
@@ -98,7 +130,7 @@ def suggest_stages(card: RootCause, start: date) -> list[RoadmapStage]:
                 f"{n} мест с ≥ 3 обращениями по одной теме; в первых {len(chronic)}: "
                 f"{repeats} повторов; чаще всего: {chronic[0]['place']} "
                 f"({chronic[0]['appeals']})")
-        if evidence.fixes_not_holding:
+        if "contractors" in kinds:
             share = float(rec.get("done_not_held_share", 0.0))
             names = [f["department"] for f in evidence.fixes_not_holding[:3]]
             failed = sum(f["not_held"] for f in evidence.fixes_not_holding)
@@ -108,7 +140,7 @@ def suggest_stages(card: RootCause, start: date) -> list[RoadmapStage]:
                 f"≤ {_percent(share / 2)} за {MONITORING_DAYS} дней",
                 f"{failed} ответов «выполнено» из {rec.get('done_answers', 0)} с повтором "
                 f"в течение {rec.get('window_days', 60):g} дней")
-        if evidence.planned_not_arrived:
+        if "programme" in kinds:
             plans = Counter((p["programme"] or "адресная программа", p["planned_year"])
                             for p in evidence.planned_not_arrived)
             (programme, year), _ = plans.most_common(1)[0]
@@ -121,7 +153,7 @@ def suggest_stages(card: RootCause, start: date) -> list[RoadmapStage]:
                 f"{len(evidence.planned_not_arrived)} ответов «запланировано», после которых по "
                 "тому же месту и теме было новое обращение")
         refusal = evidence.out_of_competence
-        if refusal and refusal.get("topic"):
+        if refusal and "routing" in kinds:
             route_to = refusal.get("route_to")
             add("routing", f"Исправление маршрутизации темы «{refusal['topic']}»",
                 "МЦУ (куратор правил маршрутизации)" + (f", {route_to}" if route_to else ""),
