@@ -148,7 +148,7 @@ def attach_evidence(cards: Sequence[RootCause], frame: pd.DataFrame, topics: np.
     is_repeat = np.zeros(n, bool)
     after_fix = np.zeros(n, bool)
     fix_failed = np.zeros(n, bool)
-    later_appeal = np.zeros(n, bool)  # a later appeal at the same place and topic
+    later_appeal = np.zeros(n, bool)  # an appeal at the same place and topic after the answer
     groups: list[dict[str, Any]] = []
     if topic_values is not None:
         work = frame.reset_index(drop=True).assign(_row=np.arange(n))
@@ -159,7 +159,10 @@ def attach_evidence(cards: Sequence[RootCause], frame: pd.DataFrame, topics: np.
             answered_col=answered_col)
         for g, row in enumerate(table.itertuples(index=False)):
             history = row.history
-            groups.append({"place": row.place, "topic": row.topic, "territory": row.territory,
+            place = row.place
+            if row.place_kind == "grid" and pd.notna(row.latitude) and pd.notna(row.longitude):
+                place = f"точка {row.latitude:.5f}, {row.longitude:.5f} (квадрат 100 м)"
+            groups.append({"place": place, "topic": row.topic, "territory": row.territory,
                            "appeals": int(row.appeals), "history": history,
                            "kind": row.place_kind})
             for position, entry in enumerate(history):
@@ -167,8 +170,9 @@ def attach_evidence(cards: Sequence[RootCause], frame: pd.DataFrame, topics: np.
                 group_of[i] = g
                 is_repeat[i] = position > 0
                 after_fix[i] = bool(entry["after_fix"])
-                later_appeal[i] = position + 1 < len(history)
                 done_at = entry["answered_at"]
+                since = done_at if done_at is not None else entry["created_at"]
+                later_appeal[i] = any(e["created_at"] > since for e in history[position + 1:])
                 if entry["outcome"] in FIXED_OUTCOMES and done_at is not None:
                     fix_failed[i] = any(
                         e["created_at"] > done_at and e["created_at"] - done_at <= window
@@ -176,11 +180,18 @@ def attach_evidence(cards: Sequence[RootCause], frame: pd.DataFrame, topics: np.
     fixed = kinds.isin(FIXED_OUTCOMES).to_numpy()
     refused = (kinds == "out_of_competence").to_numpy()
     # who fixes each topic: «done» answers per topic and department over the whole frame
-    done_by_topic: dict[str, Counter[str]] = {}
+    # (and per topic and district: a district's housing agency refuses, another district's
+    # answers — the route must stay in the district)
+    territories = (frame[territory_col].astype("string").reset_index(drop=True)
+                   if territory_col in frame else pd.Series([pd.NA] * n, dtype="string"))
+    done_by_topic: dict[Any, Counter[str]] = {}
     if topic_values is not None:
-        for t, d in zip(topic_values[fixed], departments[fixed], strict=True):
+        for t, d, place in zip(topic_values[fixed], departments[fixed], territories[fixed],
+                               strict=True):
             if not pd.isna(t) and not pd.isna(d):
                 done_by_topic.setdefault(str(t), Counter())[str(d)] += 1
+                if not pd.isna(place):
+                    done_by_topic.setdefault((str(t), str(place)), Counter())[str(d)] += 1
     mask = _masker()
     topics = np.asarray(topics)
     out = []
@@ -189,7 +200,7 @@ def attach_evidence(cards: Sequence[RootCause], frame: pd.DataFrame, topics: np.
         out.append(replace(card, evidence=_card_evidence(
             rows, kinds, results, answers, departments, topic_values, answered, groups,
             group_of, is_repeat, after_fix, fix_failed, later_appeal, fixed, refused,
-            done_by_topic, mask, window_days)))
+            done_by_topic, territories, mask, window_days)))
     return out
 
 
@@ -198,7 +209,7 @@ def _card_evidence(rows: np.ndarray, kinds: pd.Series, results: list, answers: l
                    answered: pd.Series, groups: list[dict[str, Any]], group_of: np.ndarray,
                    is_repeat: np.ndarray, after_fix: np.ndarray, fix_failed: np.ndarray,
                    later_appeal: np.ndarray, fixed: np.ndarray, refused: np.ndarray,
-                   done_by_topic: dict[str, Counter[str]], mask: Any,
+                   done_by_topic: dict[Any, Counter[str]], territories: pd.Series, mask: Any,
                    window_days: float) -> Evidence:
     size = len(rows)
     card_kinds = kinds.iloc[rows].dropna()
@@ -276,9 +287,15 @@ def _card_evidence(rows: np.ndarray, kinds: pd.Series, results: list, answers: l
         topic = topic_counts.most_common(1)[0][0] if topic_counts else None
         target = None
         if topic is not None:
-            candidates = [(d, c) for d, c in done_by_topic.get(topic, Counter()).most_common()
-                          if d not in refusers]
-            target = candidates[0] if candidates else None
+            on_topic = [i for i in refused_rows if topic_values.iloc[i] == topic]
+            where = Counter(str(t) for t in territories.iloc[on_topic] if not pd.isna(t))
+            keys = ([(topic, where.most_common(1)[0][0])] if where else []) + [topic]
+            for key in keys:  # the refusals' district first, then the whole frame
+                candidates = [(d, c) for d, c in done_by_topic.get(key, Counter()).most_common()
+                              if d not in refusers]
+                if candidates:
+                    target = candidates[0]
+                    break
         refusal = {"count": int(card_refused.sum()), "topic": topic,
                    "departments": [{"department": d, "count": c}
                                    for d, c in refusers.most_common(3)],

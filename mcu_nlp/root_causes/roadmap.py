@@ -141,7 +141,8 @@ def suggest_stages(card: RootCause, start: date) -> list[RoadmapStage]:
                 f"{failed} ответов «выполнено» из {rec.get('done_answers', 0)} с повтором "
                 f"в течение {rec.get('window_days', 60):g} дней")
         if "programme" in kinds:
-            plans = Counter((p["programme"] or "адресная программа", p["planned_year"])
+            plans = Counter((p["programme"] or "адресная программа (название уточнить)",
+                             p["planned_year"])
                             for p in evidence.planned_not_arrived)
             (programme, year), _ = plans.most_common(1)[0]
             n_places = len({p["place"] for p in evidence.planned_not_arrived})
