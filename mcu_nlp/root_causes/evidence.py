@@ -271,12 +271,14 @@ def _card_evidence(rows: np.ndarray, kinds: pd.Series, results: list, answers: l
         g = groups[group_of[i]]
         history = g["history"]
         position = next(k for k, e in enumerate(history) if int(e["id"]) == i)
+        since = history[position]["answered_at"] or history[position]["created_at"]
+        repeat = next(e for e in history[position + 1:] if e["created_at"] > since)
         planned.append({
             "place": mask(str(g["place"])) if g["kind"] == "address" else str(g["place"]),
             "topic": g["topic"], "planned_year": result.planned_year,
             "programme": result.programme, "department": None if pd.isna(departments.iloc[i])
             else str(departments.iloc[i]), "answered_at": _iso(answered.iloc[i]),
-            "repeat_at": _iso(history[position + 1]["created_at"])})
+            "repeat_at": _iso(repeat["created_at"])})
     planned.sort(key=lambda p: (p["planned_year"] is None, p["planned_year"] or 0, p["place"]))
     refusal = None
     card_refused = refused[rows]
@@ -289,8 +291,10 @@ def _card_evidence(rows: np.ndarray, kinds: pd.Series, results: list, answers: l
         if topic is not None:
             on_topic = [i for i in refused_rows if topic_values.iloc[i] == topic]
             where = Counter(str(t) for t in territories.iloc[on_topic] if not pd.isna(t))
-            keys = ([(topic, where.most_common(1)[0][0])] if where else []) + [topic]
-            for key in keys:  # the refusals' district first, then the whole frame
+            # within the refusals' district (another district's agency is no route); the whole
+            # frame only when the district is unknown
+            keys = [(topic, where.most_common(1)[0][0])] if where else [topic]
+            for key in keys:
                 candidates = [(d, c) for d, c in done_by_topic.get(key, Counter()).most_common()
                               if d not in refusers]
                 if candidates:
