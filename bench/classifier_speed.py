@@ -141,9 +141,13 @@ def prepare_blend(label: str, head_rows: int, queue: mp.Queue) -> None:
 
 
 def measure_blend(label: str, bundle: str | None, rows: int, singles: int, agreement_rows: int,
-                  queue: mp.Queue) -> None:
+                  threads: int | None, queue: mp.Queue) -> None:
     """Speed of the served blend, its ONNX member and the sparse member, read as served."""
+    import os
     import sys
+
+    if threads:
+        os.environ["MCU_ONNX_THREADS"] = str(threads)
 
     from mcu_nlp.classifiers.bundle import ModelBundle
     from mcu_nlp.classifiers.onnx_serving import served_members
@@ -195,8 +199,7 @@ def measure_blend(label: str, bundle: str | None, rows: int, singles: int, agree
             "transformer_max_abs_proba_diff": round(float(np.abs(member_int8
                                                                  - member_fp32).max()), 4),
         }
-        result["onnx_fp32_alone"] = _timings(fp32_onnx, frame.iloc[: max(200, rows // 4)],
-                                             min(singles, 100))
+        result["onnx_fp32_alone"] = _timings(fp32_onnx, frame, singles)
     result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     queue.put(result)
 
@@ -220,6 +223,8 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1500, help="onnx-blend: test texts timed")
     parser.add_argument("--singles", type=int, default=300, help="texts timed one at a time")
     parser.add_argument("--agreement-rows", type=int, default=500)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="onnx-blend: ONNX Runtime threads (default: one per core)")
     parser.add_argument("--reuse", action="store_true",
                         help="onnx-blend: reuse the blend built by an earlier run")
     args = parser.parse_args()
@@ -231,7 +236,7 @@ def main() -> None:
                                                    args.head_rows)}, ensure_ascii=False),
                       flush=True)
             result = _run(context, measure_blend, args.label, args.bundle, args.rows,
-                          args.singles, args.agreement_rows)
+                          args.singles, args.agreement_rows, args.threads)
         else:
             result = _run(context, measure, name, args.label)
         print(json.dumps(result, ensure_ascii=False), flush=True)

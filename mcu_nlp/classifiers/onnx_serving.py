@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import shutil
 import threading
 import time
@@ -50,6 +51,10 @@ MAX_BATCH_TEXTS = 64
 MAX_COVERAGE_LOSS = 0.005  # coverage the int8 model may lose at the guaranteed precision
 OPSET = 17
 INPUTS = ("input_ids", "attention_mask")
+# ONNX Runtime intra-op threads of served models when the caller names none (default: its own,
+# one per core). On a small shared host one thread is steadier: two threads spin-waiting on two
+# busy cores lose more than they gain (see models/transformer_e5.md).
+THREADS_ENV = "MCU_ONNX_THREADS"
 
 
 class ServingCheckError(RuntimeError):
@@ -152,8 +157,14 @@ def quantize_int8(source: str | Path, target: str | Path) -> Path:
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8,
-                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(max(level, logging.ERROR))  # the quantizer logs every tensor on the root logger
+    try:
+        quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8,
+                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+    finally:
+        root.setLevel(level)
     return Path(target)
 
 
@@ -315,7 +326,8 @@ class OnnxTransformerClassifier:
         pad_id: the padding token id.
         buckets: token-length bucket edges of the micro-batches.
         max_batch_tokens: padded tokens per ONNX run.
-        threads: ONNX Runtime intra-op threads (default: its own, one per core).
+        threads: ONNX Runtime intra-op threads (default: ``MCU_ONNX_THREADS``, else its own,
+            one per core).
         coalesce: run concurrent calls together (see :class:`Coalescer`).
     """
 
@@ -333,6 +345,8 @@ class OnnxTransformerClassifier:
         self.temperature_ = float(temperature)
         self.max_length, self.prefix, self.pad_id = int(max_length), prefix, int(pad_id)
         self.buckets = tuple(int(b) for b in buckets if b < max_length) + (int(max_length),)
+        if threads is None and os.environ.get(THREADS_ENV, "").strip():
+            threads = int(os.environ[THREADS_ENV])
         self.max_batch_tokens, self.threads = int(max_batch_tokens), threads
         self.export_report: dict[str, Any] = {}
         self.serving_check: dict[str, Any] = {}

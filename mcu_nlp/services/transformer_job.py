@@ -135,6 +135,8 @@ def onnx_serving_hook(work_dir: str | Path, *, quantize: bool = True,
             m for m in classifier.members_ if is_transformer(m))
         info: dict[str, Any] = {"transformer_fit": {
             k: v for k, v in getattr(torch_model, "fit_report_", {}).items() if k != "history"}}
+        if hasattr(classifier, "weights_"):  # log-linear pooling weights: sparse, transformer
+            info["pooling_weights"] = [round(float(w), 4) for w in classifier.weights_]
         step(label, "scoring validation with the torch model")
         started = time.perf_counter()
         reference = classifier.predict_proba(validation_part)
@@ -416,7 +418,7 @@ class _Progress:
         """Training progress from the transformer (encoder features, optimizer steps)."""
         if self._bar is None:
             return
-        if done < self._last.get(what, 0) or what not in self._tasks:
+        if what not in self._tasks or done < self._last.get(what, 0):
             name = "encoder features" if what == "features" else "training steps"
             self._tasks[what] = self._bar.add_task(f"{self._label()}: {name}", total=total)
         self._last[what] = done
@@ -427,6 +429,11 @@ class _Progress:
         if label in self.labels and self.labels.index(label) >= self._label_index:
             self._label_index = self.labels.index(label)
         if self._bar is not None:
+            for what_, task in self._tasks.items():  # training is over: close its bars
+                self._bar.update(task, total=self._last.get(what_, 0))
+                self._bar.stop_task(task)
+            self._tasks.clear()
+            self._last.clear()
             self._bar.console.log(f"{label}: {what}")
         if what.startswith("scoring validation with the served"):
             self._label_index += 1  # the next label trains next
