@@ -17,7 +17,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from mcu_nlp.root_causes.cards import RootCause
+from mcu_nlp.root_causes.cards import RootCause, count_ru
 
 
 @dataclass(slots=True)
@@ -104,8 +104,6 @@ def suggest_stages(card: RootCause, start: date) -> list[RoadmapStage]:
     and the plan always ends with monitoring (the card's follow-up). A card without evidence
     gets a short generic plan (:data:`GENERIC_NOTE`).
     """
-    from mcu_nlp.root_causes.cards import count_ru
-
     owner = _owner(card)
     stages: list[RoadmapStage] = []
     evidence = card.evidence
@@ -127,8 +125,9 @@ def suggest_stages(card: RootCause, start: date) -> list[RoadmapStage]:
             add("inspection", f"Комиссионное обследование {addresses} с хроническими повторами",
                 owner,
                 f"повторные обращения по {places} −50 % за {MONITORING_DAYS} дней",
-                f"{n} мест с ≥ 3 обращениями по одной теме; в первых {len(chronic)}: "
-                f"{repeats} повторов; чаще всего: {chronic[0]['place']} "
+                f"{count_ru(n, 'место', 'места', 'мест')} с ≥ 3 обращениями по одной теме; "
+                f"в первых {len(chronic)}: {count_ru(repeats, 'повтор', 'повтора', 'повторов')}; "
+                f"чаще всего: {chronic[0]['place']} "
                 f"({chronic[0]['appeals']})")
         if "contractors" in kinds:
             share = float(rec.get("done_not_held_share", 0.0))
@@ -138,7 +137,8 @@ def suggest_stages(card: RootCause, start: date) -> list[RoadmapStage]:
                 "повторный выезд через 30 дней", "; ".join(names),
                 f"доля повторов после ответа «выполнено» с {_percent(share)} до "
                 f"≤ {_percent(share / 2)} за {MONITORING_DAYS} дней",
-                f"{failed} ответов «выполнено» из {rec.get('done_answers', 0)} с повтором "
+                f"{count_ru(failed, 'ответ', 'ответа', 'ответов')} «выполнено» из "
+                f"{rec.get('done_answers', 0)} с повтором "
                 f"в течение {rec.get('window_days', 60):g} дней")
         if "programme" in kinds:
             plans = Counter((p["programme"] or "адресная программа (название уточнить)",
@@ -151,7 +151,8 @@ def suggest_stages(card: RootCause, start: date) -> list[RoadmapStage]:
             add("programme", f"Включение адресов в программу «{programme}»{when} с датой работ",
                 owner, f"включить {count_ru(n_places, 'адрес', 'адреса', 'адресов')} в "
                 f"программу «{programme}»{when} до {due:%d.%m.%Y}",
-                f"{len(evidence.planned_not_arrived)} ответов «запланировано», после которых по "
+                f"{count_ru(len(evidence.planned_not_arrived), 'ответ', 'ответа', 'ответов')} "
+                "«запланировано», после которых по "
                 "тому же месту и теме было новое обращение")
         refusal = evidence.out_of_competence
         if refusal and "routing" in kinds:
@@ -160,7 +161,8 @@ def suggest_stages(card: RootCause, start: date) -> list[RoadmapStage]:
                 "МЦУ (куратор правил маршрутизации)" + (f", {route_to}" if route_to else ""),
                 f"правило маршрутизации для темы «{refusal['topic']}»: отказов «не в "
                 "компетенции» 0 за 60 дней",
-                f"{refusal['count']} отказов «не в компетенции»", refusal.get("proposal"))
+                f"{count_ru(refusal['count'], 'отказ', 'отказа', 'отказов')} «не в компетенции»",
+                refusal.get("proposal"))
     else:
         add("inspection", "Обследование мест и подтверждение причины", owner,
             "акт обследования, перечень адресов", GENERIC_NOTE)
@@ -279,7 +281,8 @@ def _evidence_facts(card: RootCause) -> list[tuple[str, str]]:
             for p in evidence.planned_not_arrived[:3])))
     refusal = evidence.out_of_competence
     if refusal:
-        facts.append(("Не в компетенции", f"{refusal['count']} отказов; "
+        facts.append(("Не в компетенции",
+                      f"{count_ru(refusal['count'], 'отказ', 'отказа', 'отказов')}; "
                       + (refusal.get("proposal") or "")))
     return facts
 
