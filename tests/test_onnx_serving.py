@@ -411,3 +411,54 @@ def test_transformer_job_trains_labels_in_parallel(tiny_bert, tmp_path):
         assert bundle.metrics[label]["serving"]["check"]["passed"]
         assert (tmp_path / "tf-par" / label / "member_1" / "torch" / "manifest.json").exists()
     assert bundle.predict(test.iloc[:2])[0]["heat"].value in ("да", "нет")
+
+
+def test_frozen_encoder_head_runs_the_encoder_once_per_text(tiny_bert, task, one_thread):
+    from mcu_nlp.classifiers.transformer import _FEATURE_CACHE, training_progress
+
+    train, validation, _ = task
+    _FEATURE_CACHE.clear()
+    events: list[tuple[str, int, int]] = []
+    frozen = dict(TINY, freeze_layers=2, epochs=3)
+    with training_progress(lambda what, done, total: events.append((what, done, total))):
+        first = TransformerClassifier(tiny_bert, **frozen).fit(
+            train[["text"]], train["category"], X_val=validation[["text"]],
+            y_val=validation["category"])
+        features_first = [e for e in events if e[0] == "features"]
+        events.clear()
+        # another label on a subset of the rows: every text is already encoded
+        TransformerClassifier(tiny_bert, **frozen).fit(
+            train[["text"]].iloc[:100], train["category"].iloc[:100],
+            X_val=validation[["text"]], y_val=validation["category"])
+    assert first.fit_report_["mode"] == "frozen-encoder head"
+    assert features_first and features_first[-1][1] == features_first[-1][2]
+    assert not [e for e in events if e[0] == "features" and e[2] > 0]
+    assert [e for e in events if e[0] == "steps"]
+
+
+def test_cli_train_recipe_runs_the_transformer_job(monkeypatch):
+    from typer.testing import CliRunner
+
+    from mcu_nlp.cli import app
+    from mcu_nlp.services import transformer_job
+
+    seen = {}
+
+    def fake_job(**kwargs):
+        seen.update(kwargs)
+        return transformer_job.TransformerJobReport(
+            version="v-test", path="/tmp/v-test", mode="frozen-encoder head on CPU",
+            labels=["category"], registered=True, activated=False,
+            metrics={"category": {"serving": {"check": {
+                "top1_agreement": 0.99, "served": {"coverage": 0.5, "realized_precision": 0.97},
+                "reference": {"coverage": 0.5, "realized_precision": 0.97}}}}},
+            notes=["against the active v0: does not win"])
+
+    monkeypatch.setattr(transformer_job, "train_reference_transformer", fake_job)
+    result = CliRunner().invoke(app, ["train", "--recipe", "transformer-ensemble", "--labels",
+                                      "category", "--time-budget", "600", "--jobs", "2"])
+    assert result.exit_code == 0, result.output
+    assert seen["recipe"] == "transformer-ensemble" and seen["time_budget_s"] == 600
+    assert seen["register"] is True and seen["activate"] == "auto" and seen["jobs"] == 2
+    assert "frozen-encoder head" in result.output and "registered inactive" in result.output
+    assert "top-1 agreement 0.9900" in result.output

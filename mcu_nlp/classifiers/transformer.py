@@ -45,8 +45,9 @@ _PARAMS = ("max_length", "epochs", "batch_size", "learning_rate", "head_learning
 # A job's progress callback: (what, done, total) — what is "features" or "steps".
 ProgressCallback = Callable[[str, int, int], None]
 _progress: ProgressCallback | None = None
-_FEATURE_CACHE: OrderedDict[tuple, np.ndarray] = OrderedDict()
-_FEATURE_CACHE_SIZE = 4
+# (base model, max length, prefix) → {text's token ids digest → pooled vector}
+_FEATURE_CACHE: OrderedDict[tuple, dict[bytes, np.ndarray]] = OrderedDict()
+_FEATURE_CACHE_SIZE = 2
 
 
 @contextlib.contextmanager
@@ -236,29 +237,34 @@ class TransformerClassifier:
         return self.freeze_layers >= layers and not self.train_word_embeddings
 
     def _pooled(self, ids: list[np.ndarray]) -> Any:
-        """Mean-pooled encoder states (fp32, on the device), cached for other labels' heads."""
+        """Mean-pooled encoder states (fp32, on the device), cached by text for other heads.
+
+        The cache is kept per base model, length and prefix, so the labels of one job (whose
+        rows may differ where a label is missing) run the encoder once per distinct text.
+        """
         torch = _torch()
-        key = (str(self._base_dir()), self.max_length, self.prefix, len(ids),
-               hashlib.sha256(b"".join(row.tobytes() + b"|" for row in ids)).hexdigest())
-        if key in _FEATURE_CACHE:
-            _FEATURE_CACHE.move_to_end(key)
-            return torch.from_numpy(_FEATURE_CACHE[key]).to(self._device_)
+        key = (str(self._base_dir()), self.max_length, self.prefix)
+        cache = _FEATURE_CACHE.setdefault(key, {})
+        _FEATURE_CACHE.move_to_end(key)
+        while len(_FEATURE_CACHE) > _FEATURE_CACHE_SIZE:
+            _FEATURE_CACHE.popitem(last=False)
+        digests = [hashlib.blake2b(row.tobytes(), digest_size=16).digest() for row in ids]
+        missing = sorted({i for i, digest in enumerate(digests) if digest not in cache},
+                         key=lambda i: len(ids[i]))
         encoder = self._network["encoder"].eval()
-        order = np.argsort([len(row) for row in ids], kind="stable")
-        out = np.empty((len(ids), encoder.config.hidden_size), dtype=np.float32)
         with torch.inference_mode(), self._autocast():
-            for start in range(0, len(order), self.predict_batch_size):
-                rows = order[start:start + self.predict_batch_size]
+            for start in range(0, len(missing), self.predict_batch_size):
+                rows = np.asarray(missing[start:start + self.predict_batch_size])
                 tokens, mask = self._batch(ids, rows)
                 hidden = encoder(input_ids=tokens, attention_mask=mask).last_hidden_state.float()
                 weights = mask.unsqueeze(-1).to(hidden.dtype)
-                pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
-                out[rows] = pooled.cpu().numpy()
-                _report("features", min(start + len(rows), len(order)), len(order))
-        _FEATURE_CACHE[key] = out
-        while len(_FEATURE_CACHE) > _FEATURE_CACHE_SIZE:
-            _FEATURE_CACHE.popitem(last=False)
-        return torch.from_numpy(out).to(self._device_)
+                pooled = ((hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)).cpu()
+                for row, vector in zip(rows, pooled.numpy(), strict=True):
+                    cache[digests[row]] = vector
+                _report("features", min(start + len(rows), len(missing)), len(missing))
+        out = np.stack([cache[digest] for digest in digests]) if digests else np.empty(
+            (0, encoder.config.hidden_size), dtype=np.float32)
+        return torch.from_numpy(np.ascontiguousarray(out, dtype=np.float32)).to(self._device_)
 
     def _raw_logits(self, ids: list[np.ndarray]) -> np.ndarray:
         torch = _torch()
