@@ -28,7 +28,9 @@ PYTHON=${PYTHON:-python3}
 MODE=${MODE:-job}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=true
-if [ -d .whl ] && ls .whl/*.whl >/dev/null 2>&1; then
+# .whl/ holds Python 3.12 wheels (training/gpu_wheels.sh): installed only for a 3.12 interpreter
+if [ -d .whl ] && ls .whl/*.whl >/dev/null 2>&1 \
+        && "$PYTHON" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))'; then
     "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
         --target /tmp/mcu-site .whl/*.whl
     export PYTHONPATH="/tmp/mcu-site${PYTHONPATH:+:$PYTHONPATH}"

@@ -11,11 +11,14 @@ mkdir -p .whl
 PLATFORMS=(--platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64
            --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64
            --platform manylinux1_x86_64 --platform any)
-PACKAGES=(
-    "pydantic==$("$PYTHON" -c 'import pydantic; print(pydantic.VERSION)')"
-    "pydantic-core==$("$PYTHON" -c 'import pydantic_core; print(pydantic_core.__version__)')"
-    pydantic-settings python-dotenv annotated-types typing-inspection
-    sqlalchemy alembic mako google-re2
+# the versions of this venv, so the job runs there on what the tests ran on here
+mapfile -t PACKAGES < <("$PYTHON" - <<'PY'
+from importlib.metadata import version
+for name in ("pydantic", "pydantic-core", "pydantic-settings", "python-dotenv",
+             "annotated-types", "typing-inspection", "sqlalchemy", "alembic", "mako",
+             "google-re2"):
+    print(f"{name}=={version(name)}")
+PY
 )
 "$PYTHON" -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
     --implementation cp "${PLATFORMS[@]}" -d .whl "${PACKAGES[@]}"
