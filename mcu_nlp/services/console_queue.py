@@ -88,7 +88,10 @@ __all__ = [
 CLAIM_TTL = timedelta(minutes=10)
 SCREEN_SIZE = 12  # items on an operator's screen (claimed together)
 MAX_SCREEN = 50
-CANDIDATES = 2000  # open items read to order the screen (most urgent first in SQL)
+# Open items read to order the screen: the most urgent (then oldest) first in SQL; deadline risk
+# then orders them within equal urgency. An item past the first 500 reaches the screen only when
+# more than 500 items tie on the top urgency. 2,000 cost 150 ms a claim on 60 k; 500 cost 40.
+CANDIDATES = 500
 RECENT_LIMIT = 10  # decisions an operator can still undo
 MAX_BULK = 1000
 MAX_EXCLUDE = 500
