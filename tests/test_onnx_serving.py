@@ -462,3 +462,39 @@ def test_cli_train_recipe_runs_the_transformer_job(monkeypatch):
     assert seen["register"] is True and seen["activate"] == "auto" and seen["jobs"] == 2
     assert "frozen-encoder head" in result.output and "registered inactive" in result.output
     assert "top-1 agreement 0.9900" in result.output
+
+
+def test_cli_train_register_for_the_sparse_recipe(monkeypatch, tmp_path, task):
+    """``--register`` on a non-transformer recipe: registered, and active when none was."""
+    from typer.testing import CliRunner
+
+    from mcu_nlp.cli import app
+    from mcu_nlp.services import training
+    from mcu_nlp.services.models import ModelRegistry
+    from mcu_nlp.settings import get_settings
+    from mcu_nlp.storage import Store
+
+    train, validation, test = task
+    monkeypatch.setenv("MCU_DATA_DIR", str(tmp_path))
+    get_settings.cache_clear()
+    try:
+        def fake_train(**kwargs):
+            path = tmp_path / "models" / "v-sparse"
+            bundle = training.train_bundle(train, labels=["category"], version="v-sparse",
+                                           out_dir=path, validation_frame=validation,
+                                           model="sparse")
+            return bundle, path
+
+        monkeypatch.setattr(training, "train_reference_bundle", fake_train)
+        monkeypatch.setattr("mcu_nlp.evaluation.datasets.load_spb",
+                            lambda: pd.concat([train, validation, test]).assign(
+                                created_at=pd.date_range("2021-03-01", periods=360, freq="D")
+                                .astype(str), id=range(360)))
+        result = CliRunner().invoke(app, ["train", "--labels", "category", "--register"])
+        assert result.exit_code == 0, result.output
+        assert "activated: v-sparse" in result.output
+        store = Store.from_url(get_settings().store_url)
+        assert ModelRegistry(store).active_version() == "v-sparse"
+        store.dispose()
+    finally:
+        get_settings.cache_clear()
