@@ -23,6 +23,7 @@ depends_on = None
 
 
 def upgrade() -> None:
+    """Add users, console sessions and the queue's claim columns."""
     op.create_table(
         "users",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -58,6 +59,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    """Drop them again."""
     with op.batch_alter_table("review_queue") as batch:
         batch.drop_column("claimed_until")
         batch.drop_column("claimed_by")
