@@ -93,6 +93,11 @@ class StackCalibration:
         return unpack(result.x)
 
 
+def tempered_softmax(logits: np.ndarray, temperature: float) -> np.ndarray:
+    """Class probabilities from logits divided by a fitted temperature (rows sum to 1)."""
+    return softmax(np.asarray(logits, dtype=np.float64) / temperature, axis=1)
+
+
 def log_proba_from_decision(decision: np.ndarray) -> np.ndarray:
     """Log-softmax of linear decision values (rows sum to one after exp)."""
     return log_softmax(decision, axis=1)

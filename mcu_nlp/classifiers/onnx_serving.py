@@ -37,6 +37,7 @@ import numpy as np
 
 from mcu_nlp.artifacts import Artifact, ArtifactError, load_artifact, save_artifact
 from mcu_nlp.classifiers.base import as_frame, texts_of
+from mcu_nlp.classifiers.calibration import tempered_softmax
 
 log = logging.getLogger(__name__)
 
@@ -397,11 +398,7 @@ class OnnxTransformerClassifier:
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Temperature-scaled class probabilities, columns in the order of ``classes_``."""
-        logits = self.raw_logits(texts_of(as_frame(X))).astype(np.float64)
-        logits /= self.temperature_
-        logits -= logits.max(axis=1, keepdims=True)
-        proba = np.exp(logits)
-        return proba / proba.sum(axis=1, keepdims=True)
+        return tempered_softmax(self.raw_logits(texts_of(as_frame(X))), self.temperature_)
 
     def predict(self, X: Any) -> np.ndarray:
         """The most probable label of each appeal."""

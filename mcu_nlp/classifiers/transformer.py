@@ -30,6 +30,7 @@ import numpy as np
 
 from mcu_nlp.artifacts import Artifact, ArtifactError, data_hash, load_artifact, save_artifact
 from mcu_nlp.classifiers.base import as_frame, texts_of
+from mcu_nlp.classifiers.calibration import tempered_softmax
 
 log = logging.getLogger(__name__)
 
@@ -460,11 +461,8 @@ class TransformerClassifier:
     def predict_proba(self, X: Any) -> np.ndarray:
         """Temperature-scaled class probabilities, columns in the order of ``classes_``."""
         self._check_fitted()
-        logits = self._raw_logits(self._encode(texts_of(as_frame(X)))).astype(np.float64)
-        logits /= self.temperature_
-        logits -= logits.max(axis=1, keepdims=True)
-        proba = np.exp(logits)
-        return proba / proba.sum(axis=1, keepdims=True)
+        logits = self._raw_logits(self._encode(texts_of(as_frame(X))))
+        return tempered_softmax(logits, self.temperature_)
 
     def predict(self, X: Any) -> np.ndarray:
         """The most probable label of each appeal."""
