@@ -62,12 +62,37 @@ class RootCauseBrief(BaseModel):
     department: str | None
     department_share: float
     examples: list[str] = Field(description="Representative messages, personal data masked.")
+    # Why it keeps happening; null where the analysis had no answers or places to read.
+    rank: int | None = Field(None, description="Place in the ranking by recurrence.")
+    rank_basis: str | None = Field(None, description="What the ranking is based on.")
+    scope: dict[str, Any] | None = Field(None, description="Districts and places it spans.")
+    responsible: dict[str, Any] | None = Field(
+        None, description="The body that owns the problem: a department with a majority, else "
+                          "its group, else several departments.")
+    recurrence: dict[str, Any] | None = Field(
+        None, description="Repeats at the same place and topic, repeats after an answer that "
+                          "said it was fixed, chronic places with their history.")
+    outcomes: list[dict[str, Any]] | None = Field(
+        None, description="What the official answers said: type, count, share.")
+    fixes_not_holding: list[dict[str, Any]] | None = Field(
+        None, description="Departments whose «done» answers were followed by "
+                                          "a repeat.")
+    planned_not_arrived: list[dict[str, Any]] | None = Field(
+        None, description="Planned works whose place had a later appeal.")
+    out_of_competence: dict[str, Any] | None = Field(
+        None, description="Refusals as out of competence, with a routing rule proposal.")
+    follow_up: dict[str, Any] | None = Field(
+        None, description="Before/after at its places against comparable places (if asked).")
 
 
 class RootCauseOut(RootCauseBrief):
     """A full root-cause card."""
 
     weekly_counts: dict[str, int] = Field(description="Week start (ISO) → appeals.")
+    answer_examples: list[dict[str, Any]] | None = Field(
+        None, description="Official answers, personal data masked.")
+    roadmap: dict[str, Any] | None = Field(
+        None, description="Stages from the evidence: title, owner, due date, target, basis.")
 
 
 class RootCausesOut(BaseModel):

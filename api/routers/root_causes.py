@@ -30,6 +30,7 @@ from api.analytics import (
     respond,
 )
 from api.schemas_jobs import JobOut
+from mcu_nlp.services.root_causes import card_with_roadmap
 
 router = APIRouter(prefix="/v1", tags=["root causes"])
 
@@ -74,14 +75,17 @@ async def root_causes(request: Request, response: Response, analytics: Analytics
 async def root_cause(root_cause_id: Annotated[int, PathParam(ge=0, le=100_000)],
                      request: Request, response: Response, analytics: Analytics, _: Analyst,
                      since: Since = None, until: Until = None, territory: Territory = None):
-    """One root cause with its weekly counts; ids hold for the same period and territory."""
+    """One root cause with its weekly counts, evidence and roadmap stages.
+
+    Ids hold for the same period and territory.
+    """
     period = await _period(analytics, since, until, territory)
     analysis = await _analysis(request, response, analytics, period)
     if isinstance(analysis, Response):
         return analysis
     for card in analysis.cards:
-        if card.id == root_cause_id:
-            return out.RootCauseOut(**card.to_dict())
+        if card.id == root_cause_id:  # its roadmap's deadlines count from the period's end
+            return out.RootCauseOut(**card_with_roadmap(card, period.until))
     raise HTTPException(status.HTTP_404_NOT_FOUND,
                         f"no root cause {root_cause_id} in this period; ids come from "
                         "GET /v1/root-causes with the same since, until and territory")

@@ -139,6 +139,10 @@ def test_root_causes_list_card_and_cache(client):
                    headers=auth(client, "analyst"))
     assert card.status_code == 200
     assert sum(card.json()["weekly_counts"].values()) == top["size"]
+    assert top["responsible"]["label"] and top["scope"]["n_territories"] >= 1
+    stages = card.json()["roadmap"]["stages"]  # deadlines from the period's end
+    assert stages and all(stage["target"] for stage in stages)
+    assert card.json()["roadmap"]["start"] == "2021-03-31"
     assert analytics.runs == runs + 1  # the card came from the cached analysis
     missing = settled(client, "get", f"/v1/root-causes/99999?{query}",
                       headers=auth(client, "analyst"))
