@@ -63,6 +63,7 @@ from api.console.render import page
 from api.console.security import AnalystSession
 from api.deps import AppServices, Services
 from api.jobs import Job, QueueFull
+from api.routers.reports import note_inputs
 from mcu_nlp.reports.cur_export import cur_csv
 from mcu_nlp.reports.note import AnalyticalNote, CountRow, build_note
 from mcu_nlp.reports.periods import (
@@ -79,11 +80,10 @@ from mcu_nlp.services.alerts import (
     AlertTransitionError,
     StoredAlert,
     acknowledge_alert,
-    alerts_for_note,
     list_alerts,
 )
 from mcu_nlp.services.reporting import cur_export_document
-from mcu_nlp.services.routing_quality import note_months, note_section, routing_quality
+from mcu_nlp.services.routing_quality import routing_quality
 from mcu_nlp.sla.config import load_sla_config
 from mcu_nlp.storage.models import AlertRow, AuditVerdictRow, ThresholdOverrideRow
 
@@ -743,16 +743,9 @@ def compute_note(services: AppServices, analytics: AnalyticsData, period: Period
     """
     from mcu_nlp.reports.layout import note_blocks
 
-    alerts = alerts_for_note(services.store, period.start, period.end)
-    since, until = note_months(period.start, period.end)
-    quality = routing_quality(services.store, services.registry.holder.current,
-                              PrecisionPolicy.from_settings(services.settings),
-                              department_label=services.department_label, since=since,
-                              until=until,
-                              audit_share=getattr(services.classifier.audit, "share", None))
+    alerts, routing = note_inputs(services, period.start, period.end)
     note = build_note(analytics.frame(), period, config=load_sla_config(), alerts=alerts,
-                      department=services.department_label,
-                      routing_quality=note_section(quality))
+                      department=services.department_label, routing_quality=routing)
     blocks = note_blocks(note)
     return render_html(blocks).encode("utf-8") if fmt == "html" else render_docx(blocks)
 

@@ -9,7 +9,7 @@ from the cache, or ``202 Accepted`` with a job to poll while the figures are com
 from __future__ import annotations
 
 from datetime import date, timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import Response
@@ -94,6 +94,18 @@ def _filename(stem: str, period: Period, suffix: str) -> dict[str, str]:
     return {"Content-Disposition": f'attachment; filename="{name}"'}
 
 
+def note_inputs(services: AppServices, start: date, end: date
+                ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """What a note takes from the store besides the appeals: its alerts and routing section."""
+    since, until = note_months(start, end)
+    quality = routing_quality(services.store, services.registry.holder.current,
+                              PrecisionPolicy.from_settings(services.settings),
+                              department_label=services.department_label, since=since,
+                              until=until,
+                              audit_share=getattr(services.classifier.audit, "share", None))
+    return alerts_for_note(services.store, start, end), note_section(quality)
+
+
 @router.get("/reports/note", response_model=None, responses={
     200: {"model": AnalyticalNote, "content": {"text/html": {}, DOCX: {}}}, **ERRORS})
 async def note(request: Request, response: Response, services: Services, analytics: Analytics,
@@ -104,16 +116,9 @@ async def note(request: Request, response: Response, services: Services, analyti
     marks = await run_in_threadpool(_note_marks, services)
 
     def build() -> AnalyticalNote | bytes:
-        alerts = alerts_for_note(services.store, chosen.start, chosen.end)
-        since, until = note_months(chosen.start, chosen.end)
-        quality = routing_quality(services.store, services.registry.holder.current,
-                                  PrecisionPolicy.from_settings(services.settings),
-                                  department_label=services.department_label, since=since,
-                                  until=until,
-                                  audit_share=getattr(services.classifier.audit, "share", None))
+        alerts, routing = note_inputs(services, chosen.start, chosen.end)
         built = build_report(analytics.frame(), period=period, end=chosen.end, alerts=alerts,
-                             department=services.department_label,
-                             routing_quality=note_section(quality))
+                             department=services.department_label, routing_quality=routing)
         return built if format == "json" else render_report(built, format)
 
     built = await respond(request, response, analytics, "note",
