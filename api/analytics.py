@@ -522,7 +522,12 @@ def answer_of(job: Job) -> Answer:
 
 async def get_analytics(request: Request) -> AnalyticsData:
     """The app's :class:`AnalyticsData` (created on first use over the app's store)."""
-    state = request.app.state
+    return app_analytics(request.app)
+
+
+def app_analytics(app: Any) -> AnalyticsData:
+    """:func:`get_analytics` outside a request (the periodic alert scan): ``app`` is the app."""
+    state = app.state
     analytics = getattr(state, "analytics", None)
     if analytics is None:
         with _create_lock:

@@ -19,6 +19,7 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 from api import console
+from api.analytics import app_analytics
 from api.batcher import MicroBatcher
 from api.deps import AnyCaller, AppServices, KeyCache, require
 from api.metrics import Metrics
@@ -94,7 +95,8 @@ def create_app(settings: Settings | None = None, *, services: AppServices | None
                lexicon_path: str | Path | None = None, max_body_bytes: int = MAX_BODY_BYTES,
                max_upload_bytes: int = MAX_UPLOAD_BYTES,
                model_sync_seconds: float | None = MODEL_SYNC_SECONDS,
-               max_concurrent_uploads: int | None = None) -> FastAPI:
+               max_concurrent_uploads: int | None = None,
+               alert_scan_seconds: float | None = None) -> FastAPI:
     """Build the API.
 
     Args:
@@ -111,18 +113,27 @@ def create_app(settings: Settings | None = None, *, services: AppServices | None
             (``None``: never).
         max_concurrent_uploads: Uploads served at once; one more gets 429 with Retry-After
             (default: ``MCU_MAX_CONCURRENT_UPLOADS``, else 2).
+        alert_scan_seconds: How often to scan the stored appeals for rises, as
+            ``POST /v1/alerts/scan`` does for the newest day (default:
+            ``settings.alert_scan_seconds``, ``MCU_ALERT_SCAN_SECONDS``; ``None`` or ``0``:
+            never). Replicas on one PostgreSQL store scan one at a time (an advisory lock);
+            a replica that finds another scanning skips its turn.
     """
     settings = settings or get_settings()
+    if alert_scan_seconds is None:
+        alert_scan_seconds = settings.alert_scan_seconds
     services = services or build_services(settings, loader=loader, rules_path=rules_path,
                                           lexicon_path=lexicon_path)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        task = None
+        tasks = []
         if model_sync_seconds:
-            task = asyncio.create_task(_sync_models(services, model_sync_seconds))
+            tasks.append(asyncio.create_task(_sync_models(services, model_sync_seconds)))
+        if alert_scan_seconds:
+            tasks.append(asyncio.create_task(_scan_alerts(app, alert_scan_seconds)))
         yield
-        if task is not None:
+        for task in tasks:
             task.cancel()
         analytics = getattr(app.state, "analytics", None)
         if analytics is not None:  # queued analytics jobs are dropped, a running one finishes
@@ -183,3 +194,13 @@ async def _sync_models(services: AppServices, every: float) -> None:
             await run_in_threadpool(services.registry.sync)
         except Exception:  # a store hiccup must not kill the loop
             log.exception("model sync failed")
+
+
+async def _scan_alerts(app: FastAPI, every: float) -> None:
+    """The periodic alert scan: one turn every ``every`` seconds, the first after one period."""
+    while True:
+        await asyncio.sleep(every)
+        try:
+            await run_in_threadpool(alerts.scheduled_scan, app.state.services, app_analytics(app))
+        except Exception:  # a failed turn must not end the loop
+            log.exception("periodic alert scan failed")

@@ -56,6 +56,11 @@ class Settings(BaseSettings):
         default=0.5, gt=0.0, le=1.0,
         description="Fallback tightening: the share of the gap to 1.0 a threshold moves up by "
                     "when the audit cannot name a precise-enough threshold.")
+    alert_scan_seconds: float | None = Field(
+        default=None, ge=0.0,
+        description="Every so many seconds the API scans the stored appeals for rises "
+                    "(MCU_ALERT_SCAN_SECONDS; unset or 0: never). With several replicas one "
+                    "scans at a time: the others skip their turn.")
     retrain_source_labels: bool = Field(
         default=False,
         description="Let `mcu-nlp retrain` also train on source labels nobody confirmed "

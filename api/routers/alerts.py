@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import date
 from typing import Annotated, Literal
 
@@ -16,14 +17,16 @@ from api import schemas, schemas_routing
 from api import schemas_analytics as out
 from api.analytics import Analyst, Analytics, AnalyticsData, EmptyStore, http_error, respond
 from api.deps import AppServices, Services
+from api.jobs import QueueFull
 from api.schemas_jobs import JobOut
 from mcu_nlp.services.alerts import (
     AlertNotFound,
     AlertTransitionError,
+    ScanBusy,
     StoredAlert,
     acknowledge_alert,
     list_alerts,
-    scan_and_store,
+    scan_exclusively,
 )
 from mcu_nlp.services.quality_alerts import (
     QualityAlert,
@@ -32,9 +35,12 @@ from mcu_nlp.services.quality_alerts import (
 )
 from mcu_nlp.trends.counts import default_dimensions
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/alerts", tags=["alerts"])
 
 MIN_HISTORY_DAYS = 28  # the baseline model needs four weeks before the day assessed
+SCAN_BUSY_RETRY_SECONDS = 5
+SCHEDULER = "scheduler"  # the periodic scan's actor in the audit log
 AlertId = Annotated[int, PathParam(ge=1, le=2**31 - 1)]
 
 
@@ -89,8 +95,12 @@ def _scan_day(analytics: AnalyticsData, day: date | None) -> date:
 
 def _scan(services: AppServices, analytics: AnalyticsData, as_of: date, lookback: int,
           actor: str) -> out.ScanOut:
-    outcome = scan_and_store(services.store, analytics.frame(), as_of=as_of,
-                             lookback_days=lookback, actor=actor)
+    try:
+        outcome = scan_exclusively(services.store, analytics.frame, as_of=as_of,
+                                   lookback_days=lookback, actor=actor)
+    except ScanBusy as exc:  # another replica (or the CLI) is scanning: it stores the same
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc), headers={
+            "Retry-After": str(SCAN_BUSY_RETRY_SECONDS)}) from exc
     still_open = list_alerts(services.store, status=("new", "acknowledged"), limit=500)
     return out.ScanOut(as_of=as_of, created=outcome.created, updated=outcome.updated,
                        resolved=outcome.resolved,
@@ -110,7 +120,9 @@ async def scan(request: Request, response: Response, services: Services, analyti
 
     The scan runs as a background job (never cached: it stores alerts); an identical scan
     already running is joined. When it takes longer than a moment the answer is ``202`` with
-    the job, whose ``result`` is this endpoint's body once done.
+    the job, whose ``result`` is this endpoint's body once done. While another API replica or
+    the command line scans the same store the answer (or the job's error) is ``409`` with
+    ``Retry-After``: one scan at a time per store.
     """
     try:
         as_of = await run_in_threadpool(_scan_day, analytics, day)
@@ -120,6 +132,41 @@ async def scan(request: Request, response: Response, services: Services, analyti
                          ("scan", as_of, lookback, who.actor),
                          lambda: _scan(services, analytics, as_of, lookback, who.actor),
                          cache=False, params={"date": as_of, "lookback": lookback})
+
+
+def scheduled_scan(services: AppServices, analytics: AnalyticsData, *,
+                   lookback: int = 7) -> out.ScanOut | None:
+    """One turn of the periodic scan (``MCU_ALERT_SCAN_SECONDS``): the newest day, as the API's.
+
+    Runs on the analytics worker like ``POST /v1/alerts/scan`` (and joins an identical scan
+    already queued there), and blocks until it is done. A turn with nothing to do is skipped
+    with a log line, not an error: an empty store, less than :data:`MIN_HISTORY_DAYS` of
+    history, a full job queue, or another replica scanning right now.
+
+    Returns:
+        The scan's outcome, or ``None`` when the turn was skipped.
+    """
+    try:
+        as_of = _scan_day(analytics, None)
+    except (EmptyStore, HTTPException) as exc:
+        log.info("periodic alert scan skipped: %s", getattr(exc, "detail", exc))
+        return None
+    try:
+        answer = analytics.request("scan", ("scan", as_of, lookback, SCHEDULER),
+                                   lambda: _scan(services, analytics, as_of, lookback, SCHEDULER),
+                                   cache=False, params={"date": as_of, "lookback": lookback})
+        result = analytics.wait_for(answer)
+    except QueueFull as exc:
+        log.info("periodic alert scan skipped: %s", exc)
+        return None
+    except HTTPException as exc:
+        if exc.status_code != status.HTTP_409_CONFLICT:
+            raise
+        log.info("periodic alert scan skipped: %s", exc.detail)
+        return None
+    log.info("periodic alert scan as of %s: %d new, %d updated, %d resolved", as_of,
+             len(result.created), len(result.updated), len(result.resolved))
+    return result
 
 
 def quality_alert_out(alert: QualityAlert) -> schemas_routing.QualityAlertOut:

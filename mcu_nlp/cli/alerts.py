@@ -11,6 +11,8 @@ import typer
 
 __all__ = ["register"]
 
+SCAN_BUSY_EXIT = 3  # `--store` while another process scans the same store
+
 
 def _day(value: str) -> date:
     try:
@@ -50,10 +52,15 @@ def alerts(
                         "does); without --data, read the store's appeals when it holds any.")
     ] = False,
 ) -> None:
-    """List the rises in message counts on --date, with expected vs observed and their causes."""
+    """List the rises in message counts on --date, with expected vs observed and their causes.
+
+    With --store, exits with code 3 when another process (an API replica) is scanning the same
+    store at that moment; nothing is stored then, and running it again later is safe.
+    """
     from rich.console import Console
     from rich.table import Table
 
+    from mcu_nlp.services.alerts import ScanBusy
     from mcu_nlp.trends.scan import scan_alerts
 
     as_of = _day(day)
@@ -62,6 +69,9 @@ def alerts(
             found = _scan_into_store(data, as_of, lookback)
         else:
             found = scan_alerts(load_frame(data), as_of=as_of, lookback_days=lookback)
+    except ScanBusy as busy:  # another process (an API replica) is scanning this store
+        typer.echo(f"error: {busy}", err=True)
+        raise typer.Exit(SCAN_BUSY_EXIT) from None
     except (FileNotFoundError, ValueError, KeyError) as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None
@@ -108,16 +118,22 @@ def alerts(
 
 
 def _scan_into_store(data: Path | None, as_of: date, lookback: int) -> list:
-    """Scan and store the alerts (``--store``); prints what changed in the store."""
-    from mcu_nlp.services.alerts import scan_and_store
+    """Scan and store the alerts (``--store``); prints what changed in the store.
+
+    Raises:
+        ScanBusy: Another process scans the same store right now (one at a time, see
+            :func:`mcu_nlp.services.alerts.scan_exclusively`); nothing was read or stored.
+    """
+    from mcu_nlp.services.alerts import scan_exclusively
     from mcu_nlp.services.reporting import load_appeals_frame
     from mcu_nlp.settings import get_settings
     from mcu_nlp.storage import Store
 
-    frame = load_frame(data) if data is not None else load_appeals_frame()
     target = Store.from_url(get_settings().store_url)
     try:
-        outcome = scan_and_store(target, frame, as_of=as_of, lookback_days=lookback, actor="cli")
+        outcome = scan_exclusively(
+            target, lambda: load_frame(data) if data is not None else load_appeals_frame(),
+            as_of=as_of, lookback_days=lookback, actor="cli")
     finally:
         target.dispose()
     typer.echo(f"store: {len(outcome.created)} new, {len(outcome.updated)} updated, "

@@ -13,12 +13,19 @@ The detector and the merge rules are pure (:mod:`mcu_nlp.trends`); this module o
 
 ``POST /v1/alerts/scan``, ``GET /v1/alerts``, ``POST /v1/alerts/{id}/ack`` and
 ``mcu-nlp alerts --store`` are thin faces over these functions.
+
+Every scan that stores (the API's, the API's periodic one, the CLI's) goes through
+:func:`scan_exclusively`: with several API replicas on one PostgreSQL database only one scan
+runs at a time, and a scan asked for meanwhile is refused with :class:`ScanBusy` (the API
+answers 409, the periodic scan skips its turn, the CLI exits with code 3) rather than queued,
+because the scan already running stores the same alerts.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -31,6 +38,7 @@ from sqlalchemy.orm import Session
 
 from mcu_nlp.services.audit import record_audit
 from mcu_nlp.storage import Store
+from mcu_nlp.storage.locks import ALERT_SCAN_LOCK, LockBusy, advisory_lock
 from mcu_nlp.storage.models import AlertRow
 from mcu_nlp.trends.alerts import AlertStatus, TrendAlert
 from mcu_nlp.trends.scan import scan_alerts
@@ -39,12 +47,14 @@ __all__ = [
     "AlertNotFound",
     "AlertPage",
     "AlertTransitionError",
+    "ScanBusy",
     "ScanOutcome",
     "StoredAlert",
     "acknowledge_alert",
     "get_alert",
     "list_alerts",
     "scan_and_store",
+    "scan_exclusively",
 ]
 
 KIND_PREFIX = "trend:"
@@ -59,6 +69,15 @@ class AlertNotFound(LookupError):
 
 class AlertTransitionError(ValueError):
     """The alert's status does not allow the change (e.g. acknowledging a resolved alert)."""
+
+
+class ScanBusy(LockBusy):
+    """Another process (another API replica, the CLI) is scanning this store right now."""
+
+    def __init__(self) -> None:
+        super().__init__(ALERT_SCAN_LOCK, "another alert scan is running on this store (another "
+                                          "API replica or the command line); retry when it "
+                                          "has finished")
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,6 +288,36 @@ def scan_and_store(store: Store, frame: pd.DataFrame, *, as_of: date, lookback_d
                               "created": len(outcome.created), "updated": len(outcome.updated),
                               "resolved": len(outcome.resolved)})
     return outcome
+
+
+def scan_exclusively(store: Store, frame: pd.DataFrame | Callable[[], pd.DataFrame], *,
+                     as_of: date, lookback_days: int = 7, actor: str = "system",
+                     **scan_options: Any) -> ScanOutcome:
+    """:func:`scan_and_store`, only while no other process scans the same store.
+
+    The lock is :data:`~mcu_nlp.storage.locks.ALERT_SCAN_LOCK`, a PostgreSQL advisory lock
+    tried once (not waited for); on SQLite it always succeeds (:mod:`mcu_nlp.storage.locks`).
+
+    Args:
+        store: The store holding the ``alerts`` table.
+        frame: The appeals frame, or a function that reads it: called only once the lock is
+            held, so a refused scan reads nothing.
+        as_of: The day to assess.
+        lookback_days: Days up to ``as_of`` whose alarms make alerts.
+        actor: Who triggered the scan (audit log).
+        **scan_options: Further :func:`~mcu_nlp.trends.scan.scan_alerts` options.
+
+    Raises:
+        ScanBusy: Another scan of this store is running.
+    """
+    with ExitStack() as held:
+        try:
+            held.enter_context(advisory_lock(store.engine, ALERT_SCAN_LOCK, wait=False))
+        except LockBusy:
+            raise ScanBusy() from None
+        data = frame() if callable(frame) else frame
+        return scan_and_store(store, data, as_of=as_of, lookback_days=lookback_days, actor=actor,
+                              **scan_options)
 
 
 def _stored(row: AlertRow) -> StoredAlert:
