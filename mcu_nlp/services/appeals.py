@@ -231,6 +231,9 @@ def correct_appeal(store: Store, appeal_id: int, labels: Mapping[str, str], *, a
         if taxonomy is not None and not taxonomy.allows(name, value):
             raise InvalidCorrection(taxonomy.refusal(name, value))
     with store.session() as session:
+        # The queue entry is locked first, as confirm_audit does: one verdict per audit item
+        # when two replicas check it at once, and no lock-order cycle between them.
+        item = repo.review_item(session, appeal_id, lock=True)
         row = repo.get_appeal(session, appeal_id)
         if row is None:
             raise AppealNotFound(f"no appeal with id {appeal_id}")
@@ -252,7 +255,6 @@ def correct_appeal(store: Store, appeal_id: int, labels: Mapping[str, str], *, a
                 session.add(RoutingDecisionRow(
                     appeal_id=appeal_id, decision="manual", department=value, priority=None,
                     decided_by=f"human:{author}", reason=comment or "corrected by a person"))
-        item = repo.review_item(session, appeal_id)
         if item is not None and item.status == "open":
             if item.audit:  # the correction is the audit's verdict on the model's labels
                 record_verdicts(session, row, item, author=author,

@@ -120,8 +120,10 @@ def confirm_audit(store: Store, appeal_id: int, *, author: str,
         AuditItemClosed: The audit item was already confirmed or corrected.
     """
     with store.session() as session:
-        appeal = repo.get_appeal(session, appeal_id)
-        item = repo.review_item(session, appeal_id) if appeal is not None else None
+        # Locked before anything is read: a second replica confirming or correcting the same
+        # item waits here, then finds it closed (409) instead of recording a second verdict.
+        item = repo.review_item(session, appeal_id, lock=True)
+        appeal = repo.get_appeal(session, appeal_id) if item is not None else None
         if appeal is None or item is None or not item.audit:
             raise NotAnAuditItem(f"appeal {appeal_id} has no audit item in the review queue")
         if item.status != "open":

@@ -75,9 +75,18 @@ def get_appeal(session: Session, appeal_id: int) -> AppealRow | None:
         selectinload(AppealRow.decisions)))
 
 
-def review_item(session: Session, appeal_id: int) -> ReviewItemRow | None:
-    """The queue entry of an appeal, if it ever went to review."""
-    return session.scalar(select(ReviewItemRow).where(ReviewItemRow.appeal_id == appeal_id))
+def review_item(session: Session, appeal_id: int, *, lock: bool = False) -> ReviewItemRow | None:
+    """The queue entry of an appeal, if it ever went to review.
+
+    ``lock``: for a change that depends on the entry's status (resolving it). On PostgreSQL the
+    row is locked (``FOR UPDATE``) until the transaction ends, so a second replica resolving
+    the same entry waits and then reads it resolved, instead of resolving it twice. SQLite
+    serializes writers by itself and ignores the lock.
+    """
+    query = select(ReviewItemRow).where(ReviewItemRow.appeal_id == appeal_id)
+    if lock:
+        query = query.with_for_update().execution_options(populate_existing=True)
+    return session.scalar(query)
 
 
 def corrections_of(session: Session, appeal_id: int) -> list[CorrectionRow]:
