@@ -17,7 +17,7 @@ $(BIN)/python:
 
 setup: $(BIN)/python
 	bash .ci/setup-system.sh
-	$(BIN)/pip install -q -e ".[train,dev]" torch==2.13.0
+	$(BIN)/pip install -q -e ".[train,scale,dev]" torch==2.13.0
 
 run: setup
 	$(BIN)/mcu-nlp run
