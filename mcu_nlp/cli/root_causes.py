@@ -37,11 +37,17 @@ def root_causes(
     follow_up_days: Annotated[int, typer.Option(
         "--follow-up-days", min=7, max=365,
         help="Days in each follow-up window (before and after the start).")] = 60,
+    registry: Annotated[Path | None, typer.Option(
+        "--registry", help="Root-cause registry file: cards keep their ids across runs "
+        "(default: <data dir>/root_causes/registry.safetensors).")] = None,
+    no_registry: Annotated[bool, typer.Option(
+        "--no-registry", help="Number the cards of this run afresh; read and write no "
+        "registry.")] = False,
 ) -> None:
     """Find the root causes of recurring problems and write their cards and roadmap."""
     import json
 
-    from mcu_nlp.services.root_causes import write_root_cause_report
+    from mcu_nlp.services.root_causes import default_registry_path, write_root_cause_report
 
     first, last = _day(since, "--since"), _day(until, "--until")
     if first and last and first > last:
@@ -50,7 +56,9 @@ def root_causes(
     try:
         paths = write_root_cause_report(out, since=first, until=last, territory=territory,
                                         data=data, top=top, follow_up_start=follow_up_start,
-                                        follow_up_days=follow_up_days)
+                                        follow_up_days=follow_up_days,
+                                        registry=None if no_registry
+                                        else registry or default_registry_path())
     except (FileNotFoundError, ValueError) as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None
@@ -75,6 +83,41 @@ def root_causes(
         typer.echo(f"{kind}: {path}")
 
 
+def root_causes_assign(
+    since: Annotated[str, typer.Option("--since", help="First day of the new appeals, "
+                                       "YYYY-MM-DD.")],
+    until: Annotated[str | None, typer.Option(
+        "--until", help="Last day, YYYY-MM-DD (default: --since, one day).")] = None,
+    data: Annotated[Path | None, typer.Option(
+        "--data", help="Export file to read; default: the reference SPb file.")] = None,
+    registry: Annotated[Path | None, typer.Option(
+        "--registry", help="Root-cause registry file (default: <data dir>/root_causes/"
+        "registry.safetensors; `mcu-nlp root-causes` creates it).")] = None,
+) -> None:
+    """Join new appeals to the known root causes; propose new ones only when they recur."""
+    from mcu_nlp.services.root_causes import assign_to_registry, load_appeals
+
+    first = _day(since, "--since")
+    last = _day(until, "--until") or first
+    if first and last and first > last:
+        raise typer.BadParameter("--since is after --until", param_hint="--since")
+    try:
+        frame = load_appeals(data, since=first, until=last)
+        report = assign_to_registry(frame, registry)
+    except (FileNotFoundError, ValueError) as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"{report['n_appeals']} appeals: {report['joined']} joined known root causes, "
+               f"{report['pending']} pending, {len(report['proposed'])} new root causes "
+               f"proposed, {report['expired']} left the pending pool")
+    for cause in report["proposed_causes"]:
+        typer.echo(f"  new #{cause['id']}: {cause['size']} appeals, "
+                   f"{cause['first_seen']} – {cause['last_seen']}")
+    summary = report["registry"]
+    typer.echo(f"registry: {summary['root_causes']} root causes ({summary['proposed']} proposed), "
+               f"{summary['retired']} retired, {summary['pending']} pending")
+
+
 def _effect_line(result: dict) -> str:
     from mcu_nlp.root_causes.cards import count_ru
 
@@ -88,5 +131,6 @@ def _effect_line(result: dict) -> str:
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``root-causes`` to the ``mcu-nlp`` command."""
+    """Add ``root-causes`` and ``root-causes-assign`` to the ``mcu-nlp`` command."""
     app.command("root-causes")(root_causes)
+    app.command("root-causes-assign")(root_causes_assign)

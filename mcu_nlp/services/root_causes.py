@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import date, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
@@ -22,9 +22,12 @@ import numpy as np
 import pandas as pd
 
 from mcu_nlp.embeddings import Usem3Embedder
+from mcu_nlp.embeddings.usem3 import USEM3_DIM
 from mcu_nlp.incidents import IncidentMerger, summarize_incidents
 from mcu_nlp.root_causes.cards import RootCause, build_cards
 from mcu_nlp.root_causes.evidence import RANK_BASIS, attach_evidence, rank_cards
+from mcu_nlp.root_causes.neighbors import OUTLIER
+from mcu_nlp.root_causes.registry import RootCauseRegistry
 
 logger = logging.getLogger(__name__)
 
@@ -113,7 +116,8 @@ def _filter(frame: pd.DataFrame, *, since: date | None, until: date | None,
 
 
 def analyze_root_causes(frame: pd.DataFrame, *, embedder: Any = None, random_state: int = 42,
-                        min_cluster_size: int | None = None, **model_params: Any
+                        min_cluster_size: int | None = None,
+                        registry: RootCauseRegistry | None = None, **model_params: Any
                         ) -> RootCauseAnalysis:
     """Cluster a frame of appeals into root causes and build their cards.
 
@@ -122,6 +126,9 @@ def analyze_root_causes(frame: pd.DataFrame, *, embedder: Any = None, random_sta
         embedder: Sentence embedder (default: cached usem3).
         random_state: Seed (results repeat for the same seed and data).
         min_cluster_size: Smallest root cause; default scales with the data (≥ 15).
+        registry: Root causes of earlier runs: the cards then carry their stable ids
+            (:meth:`~mcu_nlp.root_causes.registry.RootCauseRegistry.reconcile`), and the
+            registry is brought up to this run (the caller saves it).
         **model_params: Further :class:`~mcu_nlp.root_causes.model.RootCauseModel` parameters.
     """
     from mcu_nlp.root_causes.model import RootCauseModel
@@ -135,10 +142,16 @@ def analyze_root_causes(frame: pd.DataFrame, *, embedder: Any = None, random_sta
     model = RootCauseModel(embedder, random_state=random_state,
                            min_cluster_size=min_cluster_size, **model_params)
     topics = model.fit_predict(texts, embeddings=embeddings)
+    topic_words = model.topic_words_
+    if registry is not None:
+        mapping = registry.reconcile(topics, embeddings, frame["created_at"].tolist(), words={
+            topic: [word for word, _ in pairs] for topic, pairs in topic_words.items()})
+        topics = stable_topics(topics, mapping)
+        topic_words = {mapping.get(topic, topic): pairs for topic, pairs in topic_words.items()}
     group_column = label_column(frame, DEPARTMENT_GROUP_LABELS)
     topic_column = label_column(frame, TOPIC_LABELS)
     department_column = label_column(frame, DEPARTMENT_LABELS)
-    cards = build_cards(frame, topics, model.topic_words_, embeddings,
+    cards = build_cards(frame, topics, topic_words, embeddings,
                         topic_column=topic_column,
                         department_column=department_column,
                         department_group_column=group_column,
@@ -150,6 +163,13 @@ def analyze_root_causes(frame: pd.DataFrame, *, embedder: Any = None, random_sta
                                        department_col=department_column))
     return RootCauseAnalysis(cards=cards, n_appeals=len(frame),
                              outlier_share=model.outlier_share_, topics=topics, frame=frame)
+
+
+def stable_topics(topics: np.ndarray, mapping: dict[int, int]) -> np.ndarray:
+    """A run's topics renumbered by a registry's ``mapping`` (``-1`` stays)."""
+    lookup = np.vectorize(lambda topic: mapping.get(int(topic), OUTLIER), otypes=[np.int64])
+    labels, inverse = np.unique(np.asarray(topics, dtype=np.int64), return_inverse=True)
+    return lookup(labels)[inverse] if len(labels) else np.asarray(topics, dtype=np.int64)
 
 
 @lru_cache(maxsize=1)
@@ -186,11 +206,28 @@ def follow_up_cards(cards: list[RootCause], frame: pd.DataFrame, start: date, *,
     return [replace(card, follow_up=result) for card, result in zip(cards, results, strict=True)]
 
 
+def default_registry_path() -> Path:
+    """Where the root-cause registry lives by default: ``<data_dir>/root_causes/registry``."""
+    from mcu_nlp.settings import get_settings
+
+    return get_settings().data_dir / "root_causes" / "registry.safetensors"
+
+
+def _mtime(path: Path) -> float | None:
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:
+        return None
+
+
 @lru_cache(maxsize=4)
 def _cached_analysis(path: str, mtime: float, since: date | None, until: date | None,
-                     territory: str | None) -> RootCauseAnalysis:
+                     territory: str | None, registry_path: str | None = None,
+                     registry_mtime: float | None = None) -> RootCauseAnalysis:
     frame = load_appeals(path, since=since, until=until, territory=territory)
-    return analyze_root_causes(frame)
+    # the API reads the registry (stable ids) but never writes it: the batch job owns it
+    registry = RootCauseRegistry.load(registry_path) if registry_mtime is not None else None
+    return analyze_root_causes(frame, registry=registry)
 
 
 def _analysis(data: str | Path | None, since: date | None, until: date | None,
@@ -198,7 +235,9 @@ def _analysis(data: str | Path | None, since: date | None, until: date | None,
     from mcu_nlp.settings import get_settings
 
     path = Path(data) if data is not None else get_settings().spb_appeals_path()
-    return _cached_analysis(str(path.resolve()), path.stat().st_mtime, since, until, territory)
+    registry = default_registry_path()
+    return _cached_analysis(str(path.resolve()), path.stat().st_mtime, since, until, territory,
+                            str(registry), _mtime(registry))
 
 
 def list_root_causes(*, since: date | None = None, until: date | None = None,
@@ -268,7 +307,8 @@ def write_root_cause_report(out: str | Path, *, since: date | None = None,
                             data: str | Path | None = None, top: int = 10,
                             roadmap_start: date | None = None,
                             follow_up_start: date | None = None,
-                            follow_up_days: int = 60) -> dict[str, Path]:
+                            follow_up_days: int = 60,
+                            registry: str | Path | None = None) -> dict[str, Path]:
     """Run the analysis and write ``root_causes.json``, ``roadmap.docx``, ``roadmap.html``.
 
     Args:
@@ -283,11 +323,19 @@ def write_root_cause_report(out: str | Path, *, since: date | None = None,
         follow_up_start: The day a roadmap started: each card then gets a ``follow_up`` (appeals
             at its places in the ``follow_up_days`` before vs after, against comparable places).
         follow_up_days: Window length of the follow-up.
+        registry: A registry file: cards carry the stable ids of the root causes it holds
+            (a card keeps its id as it grows), and the registry is saved with this run.
     """
     from mcu_nlp.root_causes.follow_up import REPEAT_DAYS
     from mcu_nlp.root_causes.roadmap import write_docx, write_html
 
-    analysis = _analysis(data, since, until, territory)
+    if registry is None:
+        analysis = _analysis(data, since, until, territory)
+    else:
+        frame = load_appeals(data, since=since, until=until, territory=territory)
+        held = RootCauseRegistry.open(registry, dim=USEM3_DIM)
+        analysis = analyze_root_causes(frame, registry=held)
+        held.save(registry)
     cards = analysis.cards
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -315,3 +363,36 @@ def write_root_cause_report(out: str | Path, *, since: date | None = None,
     chosen = cards[:top]
     return {"json": json_path, "docx": write_docx(chosen, out / "roadmap.docx", start=start),
             "html": write_html(chosen, out / "roadmap.html", start=start)}
+
+
+def assign_to_registry(frame: pd.DataFrame, registry: str | Path | None = None, *,
+                       embedder: Any = None) -> dict[str, Any]:
+    """Join a batch of new appeals (a day's) to the registered root causes and save the registry.
+
+    Appeals near a registered root cause join it; the others wait in the registry's pending
+    pool, and a new root cause is proposed only when pending appeals recur (see
+    :class:`~mcu_nlp.root_causes.registry.RootCauseRegistry`).
+
+    Args:
+        frame: The new appeals (``text``, ``created_at``, optionally ``id``).
+        registry: The registry file (default: :func:`default_registry_path`); it must exist —
+            a first full run (``mcu-nlp root-causes``) creates it.
+        embedder: Sentence embedder (default: cached usem3).
+
+    Returns:
+        Counts of the assignment, the proposed root causes and the registry after it.
+    """
+    path = Path(registry) if registry is not None else default_registry_path()
+    if not path.exists():
+        raise FileNotFoundError(f"no root-cause registry at {path}: run `mcu-nlp root-causes` "
+                                "once to create it")
+    held = RootCauseRegistry.load(path)
+    embedder = embedder or Usem3Embedder()
+    vectors = embedder.encode(frame["text"].fillna("").astype(str).tolist())
+    keys = frame["id"].astype(str).tolist() if "id" in frame.columns else None
+    report = held.assign(vectors, frame["created_at"].tolist(), keys=keys)
+    held.save(path)
+    joined = pd.Series(report.ids[report.ids != OUTLIER]).value_counts()
+    return {**report.to_dict(), "registry": held.summary(),
+            "by_root_cause": {int(k): int(v) for k, v in joined.items()},
+            "proposed_causes": [asdict(held.causes[i]) for i in report.proposed]}
