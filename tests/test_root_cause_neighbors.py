@@ -73,3 +73,61 @@ def test_threaded_embedding_equals_one_batch(spb_slice: pd.DataFrame) -> None:
     one = Usem3Embedder(threads=1, batch_size=1000, use_cache=False).encode(texts)
     threaded = Usem3Embedder(threads=2, batch_size=16, use_cache=False).encode(texts)
     np.testing.assert_allclose(threaded, one, atol=1e-5)
+
+
+def test_the_ivf_index_finds_almost_all_exact_neighbours() -> None:
+    from mcu_nlp.root_causes.neighbors import NeighborIndex
+
+    centres = _unit_rows(40, dim=64, seed=3)
+    rng = np.random.default_rng(4)
+    rows = centres[rng.integers(0, 40, 6000)] + 0.3 * rng.normal(size=(6000, 64)) / 8
+    rows = (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
+    exact = NeighborIndex(rows, exact_limit=len(rows))
+    approximate = NeighborIndex(rows, exact_limit=1000, nprobe=16)
+    assert exact.exact and not approximate.exact and approximate.engine == "faiss"
+    queries = rows[:500] + 0.01
+    _, truth = exact.search(queries, 10)
+    sims, found = approximate.search(queries, 10)
+    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(truth, found, strict=True)])
+    assert recall >= 0.9
+    assert (np.diff(sims, axis=1) <= 1e-6).all()
+    numpy_engine = NeighborIndex(rows, engine="numpy")
+    np.testing.assert_array_equal(numpy_engine.search(queries, 10)[1], truth)
+
+
+def test_topic_words_from_a_share_of_each_topic_keep_the_partition(spb_slice) -> None:
+    pytest.importorskip("bertopic")
+    from sklearn.metrics import adjusted_rand_score
+
+    from mcu_nlp.root_causes import RootCauseModel
+
+    frame = spb_slice.iloc[:1500]
+    texts = frame["text"].tolist()
+    vectors = Usem3Embedder().encode(texts)
+
+    def fit(**params):
+        return RootCauseModel(sample_size=1000, min_cluster_size=12, min_samples=3,
+                              random_state=7, **params).fit(texts, embeddings=vectors)
+
+    whole, share = fit(), fit(representation_docs=400)
+    assert adjusted_rand_score(whole.topics_, share.topics_) == 1.0
+    assert set(share.topic_words_) == set(share.topics_.tolist())
+    sizes = pd.Series(share.topics_).value_counts().to_dict()
+    assert share.topic_model_.topic_sizes_ == sizes
+    # every topic's words come from its own texts
+    for topic, words in share.topic_words_.items():
+        if topic == -1:
+            continue
+        lemmas = " ".join(frame["text"].iloc[np.flatnonzero(share.topics_ == topic)]).lower()
+        assert any(word.split()[0][:4] in lemmas for word, _ in words[:3])
+    np.testing.assert_allclose(np.linalg.norm(share.centroids_, axis=1), 1, atol=1e-5)
+
+
+def test_the_sample_grows_with_the_square_root_of_the_archive() -> None:
+    from mcu_nlp.root_causes import RootCauseModel
+
+    model = RootCauseModel(sample_size=16_000, max_sample_size=36_000)
+    assert model.sample_size_for(10_000) == 16_000
+    assert model.sample_size_for(60_000) == 16_000
+    assert model.sample_size_for(240_000) == 32_000
+    assert model.sample_size_for(3_000_000) == 36_000
