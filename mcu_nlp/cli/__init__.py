@@ -21,6 +21,7 @@ app = typer.Typer(
 # Modules that add commands to ``app`` (each defines ``register(app)``).
 _COMMAND_MODULES = (
     "mcu_nlp.cli.alerts",
+    "mcu_nlp.cli.batch",
     "mcu_nlp.cli.evaluate",
     "mcu_nlp.cli.pipeline",
     "mcu_nlp.cli.report",
