@@ -67,10 +67,16 @@ def test_a_topic_that_only_touches_a_known_cause_is_not_given_its_id() -> None:
     registry = RootCauseRegistry(DIM, min_overlap=0.5)
     vectors, topics = _run({0: (0, 60)}, seed=1)
     registry.reconcile(topics, vectors, _days(60))
-    # a new topic: 20 members near centre 0, 60 near centre 4 — 25 % overlap is not the same cause
-    mixed = np.vstack([_around(CENTRES[0], 20, 9), _around(CENTRES[4], 60, 10)])
+    # a new topic: 15 members near centre 0, 65 near centre 4 — all of the cause's voters, but
+    # 19 % of the topic: another problem that swallowed a little of this one
+    mixed = np.vstack([_around(CENTRES[0], 15, 9), _around(CENTRES[4], 65, 10)])
     mapping = registry.reconcile(np.zeros(80, dtype=np.int64), mixed, _days(80))
     assert mapping == {0: 2}
+    # 30 of 80 (38 %) and all of the cause's voters: the cause grew into it and keeps its id
+    registry = RootCauseRegistry(DIM, min_overlap=0.5)
+    registry.reconcile(topics, vectors, _days(60))
+    grown = np.vstack([_around(CENTRES[0], 30, 11), _around(CENTRES[4], 50, 12)])
+    assert registry.reconcile(np.zeros(80, dtype=np.int64), grown, _days(80)) == {0: 1}
 
 
 def test_new_appeals_join_known_causes_and_only_recurring_ones_become_new() -> None:

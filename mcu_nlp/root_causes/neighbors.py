@@ -30,6 +30,8 @@ EXACT_LIMIT = 20_000  # reference rows searched exactly; an IVF index above
 
 
 def _faiss():
+    # which SIMD build FAISS loads is not news for an analyst's log
+    logging.getLogger("faiss.loader").setLevel(logging.WARNING)
     try:
         import faiss
     except ImportError:

@@ -9,8 +9,10 @@ joined nothing yet. It answers three questions:
 * :meth:`RootCauseRegistry.reconcile` — which stable id each topic of a new full run is: each
   member of a new topic is matched to a registered cause by the vote of its nearest exemplars;
   a new topic and a registered cause are the same root cause when at least ``min_overlap`` of the
-  topic's members vote for it (one to one, the largest overlaps first, by
-  :func:`scipy.optimize.linear_sum_assignment`). A card therefore keeps its id as it grows; a new
+  topic's members vote for it, or at least ``min_overlap`` of the members voting for the cause sit
+  in the topic and make up at least half that share of it (it grew, or absorbed a smaller one);
+  one to one, the largest overlaps first
+  (:func:`scipy.optimize.linear_sum_assignment`). A card therefore keeps its id as it grows; a new
   topic gets the next id; a registered cause no run finds any more is retired, not renumbered.
 * :meth:`RootCauseRegistry.assign` — the incremental path for each day's appeals: an appeal
   joins the cause its nearest exemplars vote for (cosine ≥ ``min_similarity``), which updates
@@ -109,8 +111,9 @@ class RootCauseRegistry:
         dim: Vector dimension.
         min_similarity: Cosine an appeal needs to its nearest exemplar to join a cause.
         neighbors: Exemplars that vote on an appeal's cause.
-        min_overlap: Share of a new topic's members that must vote for a registered cause for
-            the two to be one root cause (:meth:`reconcile`).
+        min_overlap: Share of a new topic's members voting for a registered cause, or of the
+            cause's voters inside the topic, that makes the two one root cause
+            (:meth:`reconcile`).
         min_size: Pending appeals a proposed root cause needs.
         min_days: Different days those appeals must span.
         link_similarity: Cosine that links two pending appeals into one group.
@@ -170,16 +173,26 @@ class RootCauseRegistry:
             votes = self._vote(vectors[members], include_retired=True)
             known = np.array(sorted(self.causes), dtype=np.int64)
             voted = votes != OUTLIER
-            table = np.zeros((len(run_topics), len(known)), dtype=np.int64)
-            np.add.at(table, (np.searchsorted(run_topics, topics[members][voted]),
-                              np.searchsorted(known, votes[voted])), 1)
-            sizes = np.bincount(np.searchsorted(run_topics, topics[members]),
-                                minlength=len(run_topics))
+            # appeals of run topic × registered cause they vote for, each sampled member
+            # standing for its topic's share (a topic lends at most 400 voters)
+            row_of = np.searchsorted(run_topics, topics[members])
+            sizes = np.bincount(np.searchsorted(run_topics, topics[topics != OUTLIER]),
+                                minlength=len(run_topics)).astype(np.float64)
+            weight = sizes / np.bincount(row_of, minlength=len(run_topics))
+            table = np.zeros((len(run_topics), len(known)))
+            np.add.at(table, (row_of[voted], np.searchsorted(known, votes[voted])),
+                      weight[row_of[voted]])
             from scipy.optimize import linear_sum_assignment
 
+            # the same root cause: most of the topic votes for the cause, or most of the
+            # cause's voters sit in the topic (it grew, or it absorbed a smaller one)
+            of_topic = table / sizes[:, None]
+            of_cause = table / np.maximum(table.sum(axis=0, keepdims=True), 1e-12)
             rows, cols = linear_sum_assignment(-table)
             for row, col in zip(rows, cols, strict=True):
-                if table[row, col] >= self.min_overlap * sizes[row]:
+                topic_share, cause_share = of_topic[row, col], of_cause[row, col]
+                if topic_share >= self.min_overlap or (
+                        cause_share >= self.min_overlap and topic_share >= self.min_overlap / 2):
                     mapping[int(run_topics[row])] = int(known[col])
         for topic in run_topics.tolist():
             if topic not in mapping:
