@@ -32,6 +32,7 @@ import math
 import os
 import re
 import resource
+import shutil
 import subprocess
 import sys
 import time
@@ -222,11 +223,14 @@ def score(work: Path, size: int, rows: int, bundle: Path | None, embed_rows: int
                                    ("embed", embed_source, {})):
             for engine in ("local", "ray"):
                 out = work / f"out_{job}_{engine}"
+                shutil.rmtree(out, ignore_errors=True)  # the job never overwrites
                 report = run_job(job, path, out, engine=engine, **options)
                 result[f"{job}_{engine}"] = {
                     "rows": report.rows_out, "rejected": report.rejected,
                     "seconds": round(report.seconds, 1),
-                    "rows_per_s": round(report.rows_out / report.seconds, 1)}
+                    "setup_s": round(report.setup_seconds, 1), "workers": report.workers,
+                    "model_loads": report.model_loads,
+                    "rows_per_s": round(report.rows_per_second, 1)}
                 print(f"  {job} {engine}: {result[f'{job}_{engine}']}", file=sys.stderr,
                       flush=True)
     finally:

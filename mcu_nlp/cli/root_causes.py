@@ -40,6 +40,9 @@ def root_causes(
     registry: Annotated[Path | None, typer.Option(
         "--registry", help="Root-cause registry file: cards keep their ids across runs "
         "(default: <data dir>/root_causes/registry.safetensors).")] = None,
+    prepared: Annotated[Path | None, typer.Option(
+        "--prepared", help="Output of `mcu-nlp batch prepare` (or `embed`) for these appeals: "
+        "their vectors are read from it, not embedded again.")] = None,
     no_registry: Annotated[bool, typer.Option(
         "--no-registry", help="Number the cards of this run afresh; read and write no "
         "registry.")] = False,
@@ -58,7 +61,8 @@ def root_causes(
                                         data=data, top=top, follow_up_start=follow_up_start,
                                         follow_up_days=follow_up_days,
                                         registry=None if no_registry
-                                        else registry or default_registry_path())
+                                        else registry or default_registry_path(),
+                                        prepared=prepared)
     except (FileNotFoundError, ValueError) as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None

