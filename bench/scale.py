@@ -31,7 +31,6 @@ import json
 import math
 import os
 import re
-import resource
 import shutil
 import subprocess
 import sys
@@ -161,6 +160,7 @@ def cluster_child(size: int, work: Path) -> dict:
     from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
     from mcu_nlp.root_causes import RootCauseModel
+    from mcu_nlp.root_causes.model import peak_rss_gb
     from mcu_nlp.root_causes.registry import RootCauseRegistry
 
     start_all = time.perf_counter()
@@ -196,7 +196,8 @@ def cluster_child(size: int, work: Path) -> dict:
         "load_s": round(load_s, 1), "cluster_s": round(cluster_s, 1),
         "cluster_cpu_s": round(cluster_cpu, 1), "registry_s": round(registry_s, 1),
         "stages": model.stage_seconds_,
-        "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
+        # VmHWM: ru_maxrss survives exec and would count this bench's own peak as the child's
+        "peak_rss_gb": peak_rss_gb(),
     }
 
 

@@ -66,14 +66,25 @@ def _timed(stages: dict[str, dict[str, float]], name: str) -> Iterator[None]:
     finally:
         stages[name] = {"wall_s": round(time.perf_counter() - wall, 2),
                         "cpu_s": round(time.process_time() - cpu, 2),
-                        "peak_rss_gb": _peak_rss_gb()}
+                        "peak_rss_gb": peak_rss_gb()}
 
 
-def _peak_rss_gb() -> float | None:
-    """The process's peak resident memory so far (GB), where the platform tells it."""
+def peak_rss_gb() -> float | None:
+    """The process's peak resident memory so far (GB), where the platform tells it.
+
+    Linux's ``VmHWM`` first: ``ru_maxrss`` survives ``exec``, so a process started by a large
+    parent would report the parent's peak as its own.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 2**20, 2)
+    except OSError:
+        pass
     try:
         import resource
-    except ImportError:  # not on Windows
+    except ImportError:  # Windows
         return None
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)
 
