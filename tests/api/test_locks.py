@@ -17,7 +17,7 @@ from datetime import date
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-from conftest import PG_SERVER, _postgres_reachable, auth
+from conftest import auth, fresh_pg_schema
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
@@ -121,17 +121,8 @@ def test_a_dead_holder_leaves_no_lock_behind(store):
 @pytest.fixture
 def empty_pg_url():
     """A fresh, empty PostgreSQL schema (nothing migrated)."""
-    reason = _postgres_reachable()
-    if reason:
-        pytest.skip(reason)
-    schema = f"mcu_lock_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(PG_SERVER)
-    with admin.begin() as connection:
-        connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    yield f"{PG_SERVER}?options=-csearch_path%3D{schema}"
-    with admin.begin() as connection:
-        connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
+    with fresh_pg_schema("mcu_lock") as url:
+        yield url
 
 
 @pytest.mark.postgres
