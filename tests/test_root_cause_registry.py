@@ -195,3 +195,17 @@ def test_a_days_appeals_join_the_causes_a_full_run_gives_them(real) -> None:
     # and they join the root cause the full run puts them in (chance: about 1 in 40)
     agreed = np.array([mapping.get(int(t), -1) for t in full_topics[cut:]]) == report.ids
     assert agreed[report.ids != -1].mean() >= 0.8
+
+
+def test_a_batch_with_stale_rows_maps_each_proposed_appeal_to_its_new_id() -> None:
+    registry = RootCauseRegistry(DIM, min_size=10, min_days=3, pending_days=30,
+                                 link_similarity=0.7)
+    alike = _around(CENTRES[3], 12, 30, spread=0.05)
+    stale = _centres(2, seed=77)
+    day = date(2021, 5, 1)
+    days = [date(2021, 3, 1)] + [day + timedelta(days=i % 3) for i in range(12)] + \
+        [date(2021, 3, 2)]
+    report = registry.assign(np.vstack([stale[:1], alike, stale[1:]]), days)
+    assert report.expired == 2 and report.proposed == [1]
+    assert report.ids.tolist() == [-1] + [1] * 12 + [-1]
+    assert report.pending == 0 and registry.causes[1].size == 12

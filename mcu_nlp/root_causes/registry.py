@@ -281,18 +281,16 @@ class RootCauseRegistry:
             rows = np.flatnonzero(ids == stable)
             self._grow(stable, vectors[rows], day_numbers[rows])
         waiting = ids == OUTLIER
-        first_new = len(self.pending_keys)
+        earlier = len(self.pending_keys)
         self.pending_vectors = np.vstack([self.pending_vectors, vectors[waiting]])
         self.pending_days_ = np.concatenate([self.pending_days_, day_numbers[waiting]])
         self.pending_keys += [k for k, w in zip(keys, waiting, strict=True) if w]
-        expired = self._expire(int(day_numbers.max()) if len(day_numbers) else None)
-        first_new -= expired
+        kept = self._expire(int(day_numbers.max()) if len(day_numbers) else None)
+        expired = int((~kept).sum())
         proposed, pending_ids = self.propose()
-        # this batch's pending rows are the pool's tail unless the cap dropped some of them
-        if proposed:
-            tail = pending_ids[max(first_new, 0):]
-            waiting_rows = np.flatnonzero(waiting)[-len(tail):] if len(tail) else []
-            ids[waiting_rows] = tail
+        if proposed:  # this batch's rows still in the pool before the proposal, in order
+            in_batch = np.arange(len(kept))[kept] >= earlier
+            ids[np.flatnonzero(waiting)[kept[earlier:]]] = pending_ids[in_batch]
         return AssignReport(n_appeals=len(vectors), joined=int((~waiting).sum()),
                             pending=len(self.pending_keys), proposed=proposed, expired=expired,
                             ids=ids)
@@ -377,10 +375,15 @@ class RootCauseRegistry:
                                                 np.asarray(add_ids, dtype=np.int64)])
         cause.size = total
 
-    def _expire(self, today: int | None) -> int:
-        if not self.pending_keys:
-            return 0
+    def _expire(self, today: int | None) -> np.ndarray:
+        """Drop pending appeals older than ``pending_days`` or beyond ``max_pending``.
+
+        Returns:
+            Which of the pool's rows were kept.
+        """
         keep = np.ones(len(self.pending_keys), dtype=bool)
+        if not self.pending_keys:
+            return keep
         if today is not None:
             keep &= self.pending_days_ > today - self.pending_days
         overflow = int(keep.sum()) - self.max_pending
@@ -388,13 +391,12 @@ class RootCauseRegistry:
             order = np.argsort(np.where(keep, self.pending_days_, np.iinfo(np.int32).min),
                                kind="stable")
             keep[order[np.flatnonzero(keep[order])[:overflow]]] = False
-        expired = int((~keep).sum())
-        if expired:
+        if not keep.all():
             self.pending_vectors = self.pending_vectors[keep]
             self.pending_days_ = self.pending_days_[keep]
             self.pending_keys = [k for k, kept in zip(self.pending_keys, keep, strict=True)
                                  if kept]
-        return expired
+        return keep
 
     def _vote(self, vectors: np.ndarray, *, include_retired: bool) -> np.ndarray:
         active = np.ones(len(self.exemplar_ids), dtype=bool)
