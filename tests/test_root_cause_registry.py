@@ -146,7 +146,9 @@ def real(spb_slice: pd.DataFrame):
     from mcu_nlp.embeddings import Usem3Embedder
 
     frame = spb_slice.iloc[:2400].reset_index(drop=True)
-    return frame, Usem3Embedder().encode(frame["text"].tolist())
+    # not from the cache: cached vectors were embedded in other batches, which moves them by
+    # float noise, and UMAP then draws other clusters than a fresh clone does
+    return frame, Usem3Embedder(use_cache=False).encode(frame["text"].tolist())
 
 
 def _fit(texts, vectors):
@@ -176,7 +178,15 @@ def test_cards_keep_their_ids_when_the_period_grows(real) -> None:
     kept = np.mean(before[both] == after[both])
     # the raw topic numbers of two runs mean nothing to each other: that is what ids fix
     raw = np.mean(first_topics[both] == second_topics[:cut][both])
-    assert kept >= 0.6 and kept > raw + 0.3, (kept, raw)
+    # the ceiling: the best one-to-one matching of the two runs' clusters, read off their
+    # shared appeals (an oracle: it knows which appeal is in which cluster in both runs)
+    from scipy.optimize import linear_sum_assignment
+
+    table = pd.crosstab(first_topics[both], second_topics[:cut][both]).to_numpy()
+    rows, cols = linear_sum_assignment(-table)
+    ceiling = table[rows, cols].sum() / both.sum()
+    print(f"kept {kept:.3f}, ceiling {ceiling:.3f}, raw {raw:.3f}")
+    assert kept >= ceiling - 0.1 and kept > raw + 0.3, (kept, ceiling, raw)
     # the largest root causes of run 1 are all still there under their ids
     largest = pd.Series(before[before != -1]).value_counts().index[:5]
     assert set(largest) <= set(second.values())
