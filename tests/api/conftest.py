@@ -6,6 +6,7 @@ import contextlib
 import sys
 import uuid
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
@@ -16,6 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fake_bundle import FakeBundle, build_fake_bundle  # noqa: E402
 
+from mcu_nlp.records import Appeal, Channel  # noqa: E402
 from mcu_nlp.storage import Store  # noqa: E402
 
 PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -57,6 +59,19 @@ def pg_schema_url() -> Iterator[str]:
         yield url
 
 
+def appeals_of(frame, source="spb_portal"):
+    """Real SPb rows as Appeal records (closed cases carry executor_org)."""
+    out = []
+    for row in frame.itertuples(index=False):
+        executor = row.executor_org if isinstance(row.executor_org, str) else None
+        out.append(Appeal(id=str(row.id), channel=Channel.PORTAL, source=source,
+                          created_at=datetime.fromisoformat(row.created_at), text=row.text,
+                          territory=row.district, labels={"category": row.category,
+                                                          "department": row.department},
+                          metadata={"executor_org": executor, "last_status": row.last_status}))
+    return out
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def empty_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engine]:
     """An engine on an empty database (a temp SQLite file or a fresh PostgreSQL schema)."""
@@ -65,19 +80,10 @@ def empty_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.
         yield engine
         engine.dispose()
         return
-    reason = _postgres_reachable()
-    if reason:
-        pytest.skip(reason)
-    schema = f"mcu_empty_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(PG_SERVER)
-    with admin.begin() as connection:
-        connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    engine = sa.create_engine(f"{PG_SERVER}?options=-csearch_path%3D{schema}")
-    yield engine
-    engine.dispose()
-    with admin.begin() as connection:
-        connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
+    with fresh_pg_schema("mcu_empty") as url:
+        engine = sa.create_engine(url)
+        yield engine
+        engine.dispose()
 
 
 def _reset(store: Store) -> None:

@@ -13,9 +13,9 @@ from datetime import datetime, timedelta
 import pytest
 import sqlalchemy as sa
 from alembic import command
+from conftest import appeals_of
 from sqlalchemy.orm import sessionmaker
 
-from mcu_nlp.records import Appeal, Channel
 from mcu_nlp.routing import load_lexicon, load_rules
 from mcu_nlp.services.audit import list_audit
 from mcu_nlp.services.classify import ClassifyService, RulesHolder
@@ -46,18 +46,6 @@ HOSTILE = ['"', '""', "*", "NEAR(", ")", "(", "AND", "OR", "NOT", "мусор AN
            'NEAR(мусор двор, 3)', '"мусор', 'мусор"', "мусор*", "-", "--", "-мусор", "^мусор",
            "мусор:*", "двор & !мусор | (", "'; DROP TABLE appeals; --", "\\", "%_%", "{мусор}",
            "col:мусор", "мусор\x00двор", "ё", "🙂 мусор", "a" * 150, "мусор " * 30]
-
-
-def appeals_of(frame):
-    out = []
-    for row in frame.itertuples(index=False):
-        executor = row.executor_org if isinstance(row.executor_org, str) else None
-        out.append(Appeal(id=str(row.id), channel=Channel.PORTAL, source="spb_portal",
-                          created_at=datetime.fromisoformat(row.created_at), text=row.text,
-                          territory=row.district, labels={"category": row.category,
-                                                          "department": row.department},
-                          metadata={"executor_org": executor, "last_status": row.last_status}))
-    return out
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ from datetime import datetime
 
 import pytest
 import sqlalchemy as sa
+from conftest import appeals_of
 from sqlalchemy.exc import IntegrityError
 
 from mcu_nlp.records import Appeal, Channel
@@ -21,19 +22,6 @@ from mcu_nlp.services.queue import list_queue
 from mcu_nlp.services.retrain import labelled_frame, retrain
 from mcu_nlp.storage.migrate import current_revision, head_revision
 from mcu_nlp.storage.models import AlertRow, ApiKeyRow, AppealRow, HumanLabelRow, PredictionRow
-
-
-def appeals_of(frame, source="spb_portal"):
-    """Real SPb rows as Appeal records (closed cases carry executor_org)."""
-    out = []
-    for row in frame.itertuples(index=False):
-        executor = row.executor_org if isinstance(row.executor_org, str) else None
-        out.append(Appeal(id=str(row.id), channel=Channel.PORTAL, source=source,
-                          created_at=datetime.fromisoformat(row.created_at), text=row.text,
-                          territory=row.district, labels={"category": row.category,
-                                                          "department": row.department},
-                          metadata={"executor_org": executor, "last_status": row.last_status}))
-    return out
 
 
 @pytest.fixture
