@@ -242,7 +242,7 @@ def score(work: Path, size: int, rows: int, bundle: Path | None, embed_rows: int
 def train_bundle(work: Path) -> Path:
     """A default-recipe bundle (category, department) on the reference data's first 80 %."""
     out = work / "bundle"
-    if (out / "manifest.json").exists() or any(out.glob("*")):
+    if out.is_dir() and any(out.iterdir()):
         return out
     import pandas as pd
 

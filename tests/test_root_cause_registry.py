@@ -133,6 +133,8 @@ def test_save_and_load_round_trip_and_refuse_other_files(tmp_path) -> None:
     junk.write_bytes(b"\x00" * 64)
     with pytest.raises(ValueError, match="not a root-cause registry"):
         RootCauseRegistry.load(junk)
+    with pytest.raises(FileNotFoundError, match="no root-cause registry"):
+        RootCauseRegistry.load(tmp_path / "missing.safetensors")
     with pytest.raises(ValueError, match="topics for"):
         registry.reconcile(np.zeros(3, dtype=np.int64), vectors[:2], _days(3))
 

@@ -318,10 +318,8 @@ class RootCauseModel:
         labels = np.array(sorted(lookup))
         numbers = np.array([lookup[label] for label in labels], dtype=np.int64)
         renumbered = numbers[np.searchsorted(labels, topics)]
-        self.topic_model_.topic_sizes_ = dict(
-            zip(*np.unique(renumbered, return_counts=True), strict=True))
-        self.topic_model_.topic_sizes_ = {int(k): int(v)
-                                          for k, v in self.topic_model_.topic_sizes_.items()}
+        labels, counts = np.unique(renumbered, return_counts=True)
+        self.topic_model_.topic_sizes_ = dict(zip(labels.tolist(), counts.tolist(), strict=True))
         self.topic_model_.topics_ = renumbered.tolist()  # it held the subset's only
         return renumbered
 

@@ -132,9 +132,8 @@ def nearest_neighbors(vectors: np.ndarray, k: int, *, block: int = 1024
     sims, indices = index.search(vectors, min(k + 1, n), block=block)
     rows = np.arange(n)[:, None]
     sims = np.where(indices == rows, _SELF, sims)
-    if k + 1 > n or not (indices == rows).any(axis=1).all():
-        # a row missing from its own list (k == n, or ties): put it first explicitly
-        missing = ~(indices == rows).any(axis=1)
+    missing = ~(indices == rows).any(axis=1)
+    if missing.any():  # a row outranked by more than one duplicate of itself: put it first
         sims[missing, -1], indices[missing, -1] = _SELF, np.flatnonzero(missing)
     order = np.argsort(-sims, axis=1, kind="stable")[:, :k]
     indices = np.take_along_axis(indices, order, axis=1)

@@ -449,19 +449,18 @@ class RootCauseRegistry:
         """Read a registry :meth:`save` wrote.
 
         Raises:
+            FileNotFoundError: No such file.
             ValueError: Not a registry file, or a format this version does not read.
         """
         from safetensors import safe_open
 
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"no root-cause registry at {path}")
         try:
             with safe_open(str(path), framework="numpy") as handle:
                 header = json.loads((handle.metadata() or {})["registry"])
                 tensors = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118
-        except (KeyError, json.JSONDecodeError, OSError) as error:
-            raise ValueError(f"{path} is not a root-cause registry: {error}") from None
-        except Exception as error:  # safetensors' own parse errors
-            if isinstance(error, FileNotFoundError):
-                raise
+        except Exception as error:  # a missing header key, bad JSON, safetensors' parse errors
             raise ValueError(f"{path} is not a root-cause registry: {error}") from None
         if header.get("format") != FORMAT:
             raise ValueError(f"{path}: registry format {header.get('format')} is not {FORMAT}")
