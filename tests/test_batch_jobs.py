@@ -163,11 +163,14 @@ def test_prepare_gives_what_clustering_needs(runs, appeals: pd.DataFrame) -> Non
     assert frame["clean_text"].iloc[0] == first.strip()
 
 
-def test_ray_loads_the_model_once_per_actor(runs) -> None:
+def test_ray_loads_the_model_at_most_once_per_actor(runs) -> None:
     for job in JOBS:
         report = runs[job, "ray"][0]
         assert report.workers == 2
-        assert report.model_loads == 2, job  # not once per batch: there are five batches
+        # not once per batch: there are five batches, more than twice the actors. An actor
+        # still starting when the other has mapped every batch is stopped before it has loaded
+        # (or reported) its model, so a run counts one or two loads (one seen in a CI run).
+        assert 1 <= report.model_loads <= report.workers, job
         assert -(-ROWS // BATCH) > 2 * report.workers
 
 
